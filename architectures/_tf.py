@@ -1,0 +1,306 @@
+"""TF-slim variable names ↔ torch state names, written once for every family.
+
+Torch submodules are named after the TF scopes, so the mapping is a walk over the module tree:
+``block1.unit_1.bottleneck_v2.conv1.conv.weight`` becomes
+``resnet_v2_50/block1/unit_1/bottleneck_v2/conv1/weights`` with the layout ``CONV`` (HWIO → OIHW).
+
+What the walker reads from the modules (no per-family tables):
+
+* ``model.tf_scope``: the root scope (``"resnet_v2_50"``, ``"InceptionV3"``; ``""`` for NASNet).
+* ``module.tf_scopes``: ``{child_attribute: scope_component}``, ``""`` = no scope of its own
+  (``ConvBnAct`` maps ``conv`` → ``""`` and ``bn`` → ``"BatchNorm"``). Default: the attribute name.
+* ``module.tf_leaves``: ``{param_name: tf_leaf_name}`` for a tensor whose leaf name is not the
+  default of its module type (``pointwise_weights``).
+* The module type gives the default leaf names and layout: ``nn.Conv2d`` → ``weights`` (``CONV``;
+  ``depthwise_weights``/``DEPTHWISE`` when ``groups == in_channels > 1``) and ``biases``;
+  batch norm → ``gamma``/``beta``/``moving_mean``/``moving_variance``; ``nn.Linear`` →
+  ``weights`` (``FC``, or ``CONV_AS_FC`` for :class:`~architectures.layers.Conv1x1AsLinear`).
+
+Every layout change lives in :class:`Layout` as a pure function and its inverse (export runs the
+mapping backwards). :func:`load_tf_weights` checks the mapping both ways before copying anything.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .layers import Conv1x1AsLinear
+
+__all__ = [
+    "EMA_SUFFIX",
+    "IGNORED_CHECKPOINT_PATTERNS",
+    "Layout",
+    "LoadReport",
+    "TFTensor",
+    "checkpoint_num_classes",
+    "load_tf_weights",
+    "tf_mapping",
+]
+
+
+class Layout(enum.Enum):
+    """How a TF tensor is laid out relative to its torch counterpart."""
+
+    IDENTITY = "identity"  # biases, batch norm statistics
+    CONV = "conv"  # TF HWIO [kh, kw, in, out] -> torch OIHW [out, in, kh, kw]
+    DEPTHWISE = "depthwise"  # TF [kh, kw, in, mult] -> torch [in * mult, 1, kh, kw]
+    FC = "fc"  # TF [in, out] -> torch [out, in]
+    CONV_AS_FC = "conv_as_fc"  # TF [1, 1, in, out] -> torch nn.Linear [out, in]
+
+    def to_torch(self, value: np.ndarray) -> np.ndarray:
+        """TF array → torch layout (a view where numpy can make one; no copy here)."""
+        if self is Layout.CONV:
+            return value.transpose(3, 2, 0, 1)
+        if self is Layout.DEPTHWISE:
+            kh, kw, cin, mult = value.shape
+            # channel i*mult + m of torch's grouped conv is input i, multiplier m, as in TF
+            return value.transpose(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw)
+        if self is Layout.FC:
+            return value.T
+        if self is Layout.CONV_AS_FC:
+            return value.reshape(value.shape[-2], value.shape[-1]).T
+        return value
+
+    def to_tf(self, value: np.ndarray, tf_shape: tuple[int, ...]) -> np.ndarray:
+        """Torch array → TF layout of ``tf_shape`` (the inverse of :meth:`to_torch`)."""
+        if self is Layout.CONV:
+            return value.transpose(2, 3, 1, 0)
+        if self is Layout.DEPTHWISE:
+            kh, kw, cin, mult = tf_shape
+            return value.reshape(cin, mult, kh, kw).transpose(2, 3, 0, 1)
+        if self is Layout.FC:
+            return value.T
+        if self is Layout.CONV_AS_FC:
+            return value.T.reshape(tf_shape)
+        return value.reshape(tf_shape)
+
+    def tf_shape(self, torch_shape: tuple[int, ...], groups: int = 1) -> tuple[int, ...]:
+        """The TF shape that holds a torch tensor of ``torch_shape``."""
+        if self is Layout.CONV:
+            o, i, kh, kw = torch_shape
+            return (kh, kw, i, o)
+        if self is Layout.DEPTHWISE:
+            o, _, kh, kw = torch_shape
+            return (kh, kw, groups, o // groups)
+        if self is Layout.FC:
+            return (torch_shape[1], torch_shape[0])
+        if self is Layout.CONV_AS_FC:
+            return (1, 1, torch_shape[1], torch_shape[0])
+        return tuple(torch_shape)
+
+
+@dataclass(frozen=True)
+class TFTensor:
+    """Where one torch parameter or buffer comes from in a TF checkpoint."""
+
+    name: str  # full TF variable name
+    layout: Layout
+    shape: tuple[int, ...]  # TF shape
+
+
+_BN_LEAVES = {
+    "weight": "gamma",
+    "bias": "beta",
+    "running_mean": "moving_mean",
+    "running_var": "moving_variance",
+}
+# Torch state that has no TF variable: it is not part of the mapping in either direction.
+_NOT_IN_TF = {"num_batches_tracked"}
+
+# Checkpoint tensors that are never network weights: the step counter, the unused VGG/ResNet-v1
+# mean_rgb, and optimizer slots of user fine-tuned checkpoints.
+IGNORED_CHECKPOINT_PATTERNS = (
+    re.compile(r"(^|/)global_step$"),
+    re.compile(r"(^|/)mean_rgb$"),
+    re.compile(r"/(Momentum|RMSProp|RMSProp_1|Adam|Adam_1|Adagrad|Ftrl|Ftrl_1)$"),
+    re.compile(r"(^|/)beta[12]_power$"),
+)
+EMA_SUFFIX = "/ExponentialMovingAverage"
+
+
+def _leaf_default(module: nn.Module, param: str) -> tuple[str, Layout]:
+    if isinstance(module, nn.Conv2d):
+        if param == "weight":
+            if module.groups > 1 and module.groups == module.in_channels:
+                return "depthwise_weights", Layout.DEPTHWISE
+            return "weights", Layout.CONV
+        return "biases", Layout.IDENTITY
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return _BN_LEAVES[param], Layout.IDENTITY
+    if isinstance(module, nn.Linear):
+        if param == "weight":
+            as_conv = isinstance(module, Conv1x1AsLinear)
+            return "weights", (Layout.CONV_AS_FC if as_conv else Layout.FC)
+        return "biases", Layout.IDENTITY
+    raise TypeError(
+        f"no TF naming rule for parameter {param!r} of {type(module).__name__}; "
+        "give the module a tf_leaves entry"
+    )
+
+
+def _walk(module: nn.Module, torch_prefix: str, tf_prefix: str) -> Iterator[tuple[str, TFTensor]]:
+    leaves: dict[str, str] = getattr(module, "tf_leaves", {})
+    own = list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False))
+    for pname, tensor in own:
+        if pname in _NOT_IN_TF or tensor is None:
+            continue
+        leaf, layout = _leaf_default(module, pname)
+        leaf = leaves.get(pname, leaf)
+        groups = getattr(module, "groups", 1)
+        shape = layout.tf_shape(tuple(tensor.shape), groups)
+        yield torch_prefix + pname, TFTensor(_join(tf_prefix, leaf), layout, shape)
+    scopes: dict[str, str] = getattr(module, "tf_scopes", {})
+    for cname, child in module.named_children():
+        tf_child = _join(tf_prefix, scopes.get(cname, cname))
+        yield from _walk(child, f"{torch_prefix}{cname}.", tf_child)
+
+
+def _join(prefix: str, component: str) -> str:
+    if not component:
+        return prefix
+    return f"{prefix}/{component}" if prefix else component
+
+
+def tf_mapping(model: nn.Module) -> dict[str, TFTensor]:
+    """``{torch state name: TFTensor}`` for every parameter and buffer that TF stores."""
+    mapping: dict[str, TFTensor] = {}
+    seen: dict[str, str] = {}
+    for torch_name, target in _walk(model, "", getattr(model, "tf_scope", "")):
+        if target.name in seen:
+            raise AssertionError(
+                f"{seen[target.name]!r} and {torch_name!r} both map to {target.name!r}"
+            )
+        seen[target.name] = torch_name
+        mapping[torch_name] = target
+    return mapping
+
+
+def checkpoint_num_classes(model: nn.Module, checkpoint: Mapping[str, np.ndarray]) -> int | None:
+    """Class count stored in ``checkpoint`` for ``model``'s classifier (None if it has none)."""
+    mapping = tf_mapping(model)
+    name = getattr(model, "classifier_name", None)
+    target = mapping.get(f"{name}.bias") if name else None
+    if target is None or target.name not in checkpoint:
+        return None
+    return int(_shape_of(checkpoint, target.name)[-1])
+
+
+def _shape_of(checkpoint: Mapping[str, np.ndarray], name: str) -> tuple[int, ...]:
+    shape = getattr(checkpoint, "shape", None)
+    if callable(shape):  # zoo's lazy reader: no tensor data read
+        return tuple(shape(name))
+    return tuple(np.shape(checkpoint[name]))
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_tf_weights` did: filled tensors, EMA shadows taken, tensors ignored."""
+
+    loaded: list[str] = field(default_factory=list)  # TF names actually read
+    ema: list[str] = field(default_factory=list)  # variables filled from their EMA shadow
+    ignored: list[str] = field(default_factory=list)  # checkpoint names deliberately unused
+    skipped: list[str] = field(default_factory=list)  # torch names left as built (skip=...)
+
+    def __str__(self) -> str:
+        parts = [f"loaded {len(self.loaded)} tensors"]
+        if self.ema:
+            parts.append(f"{len(self.ema)} from ExponentialMovingAverage shadows")
+        if self.ignored:
+            parts.append(f"ignored {len(self.ignored)} non-weight tensors")
+        if self.skipped:
+            parts.append(f"left {len(self.skipped)} torch tensors as initialised")
+        return ", ".join(parts)
+
+
+def _list(title: str, names: list[str], limit: int = 20) -> str:
+    shown = "\n    ".join(names[:limit])
+    more = f"\n    ... and {len(names) - limit} more" if len(names) > limit else ""
+    return f"\n  {title} ({len(names)}):\n    {shown}{more}"
+
+
+def load_tf_weights(
+    model: nn.Module,
+    checkpoint: Mapping[str, np.ndarray],
+    *,
+    skip: tuple[str, ...] = (),
+    use_ema: bool = True,
+) -> LoadReport:
+    """Fill ``model`` from a ``{tf_name: array}`` mapping (or a lazy checkpoint reader).
+
+    The mapping is checked both ways before anything is copied: every checkpoint tensor is used
+    once (except ``global_step``, ``mean_rgb``, optimizer slots and EMA shadows), every torch
+    parameter and buffer is filled once, and shapes agree. A failure raises
+    :class:`zoo.errors.MappingError` listing the names. ``skip`` holds torch name prefixes to leave
+    untouched (e.g. the classifier when loading a backbone for another class count); their
+    checkpoint tensors are then ignored. ``use_ema`` takes ``<name>/ExponentialMovingAverage``
+    instead of ``<name>`` where the checkpoint has both.
+    """
+    from zoo.errors import MappingError  # zoo depends on architectures, not the reverse at import
+
+    mapping = tf_mapping(model)
+    skipped = [t for t in mapping if any(t == s or t.startswith(s + ".") for s in skip)]
+    wanted = {t: m for t, m in mapping.items() if t not in skipped}
+    skipped_tf = {mapping[t].name for t in skipped}
+
+    names = set(checkpoint.keys())
+    report = LoadReport(skipped=skipped)
+    missing, mismatched, sources = [], [], {}
+    for torch_name, target in wanted.items():
+        source = target.name
+        if use_ema and source + EMA_SUFFIX in names:
+            source += EMA_SUFFIX
+            report.ema.append(target.name)
+        if source not in names:
+            missing.append(f"{target.name}  (for {torch_name})")
+            continue
+        found = _shape_of(checkpoint, source)
+        if found != target.shape:
+            mismatched.append(
+                f"{source}: checkpoint {list(found)}, {torch_name} needs {list(target.shape)}"
+            )
+        sources[torch_name] = source
+
+    used = set(sources.values()) | {m.name for m in wanted.values()}
+    unused = []
+    for name in sorted(names - used):
+        base = name[: -len(EMA_SUFFIX)] if name.endswith(EMA_SUFFIX) else name
+        if base in used or name in skipped_tf or base in skipped_tf:
+            report.ignored.append(name)
+        elif any(p.search(name) for p in IGNORED_CHECKPOINT_PATTERNS):
+            report.ignored.append(name)
+        else:
+            unused.append(name)
+
+    if missing or mismatched or unused:
+        scope = getattr(model, "tf_scope", "")
+        hint = (
+            " Check that the checkpoint belongs to this architecture"
+            + (f" (variables under {scope!r})" if scope else "")
+            + "; for another class count pass num_classes=... (or skip_classifier=True)."
+        )
+        raise MappingError(
+            f"checkpoint does not fit {type(model).__name__}:"
+            + (_list("missing from the checkpoint", missing) if missing else "")
+            + (_list("shape mismatches", mismatched) if mismatched else "")
+            + (_list("unused checkpoint tensors", unused) if unused else "")
+            + "\n"
+            + hint
+        )
+
+    state = dict(model.named_parameters())
+    state.update(dict(model.named_buffers()))
+    with torch.no_grad():
+        for torch_name, source in sources.items():
+            value = np.asarray(checkpoint[source])
+            array = wanted[torch_name].layout.to_torch(value)
+            dest = state[torch_name]
+            dest.copy_(torch.from_numpy(np.ascontiguousarray(array)).to(dest.dtype))
+            report.loaded.append(source)
+    return report

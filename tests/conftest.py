@@ -1,0 +1,182 @@
+"""Shared test helpers: the reference data of ../shared/reference and how to compare against it.
+
+The reference data is read where it lies (``ZOO_REFERENCE_DIR`` or ``<repo>/../shared/reference``);
+it is never copied into the project. A missing reference directory fails the run, it never skips.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = Path(
+    os.environ.get("ZOO_REFERENCE_DIR", REPO.parent / "shared" / "reference")
+).resolve()
+
+torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not (REFERENCE / "make_weights.py").is_file():
+        raise pytest.UsageError(
+            f"reference data not found at {REFERENCE}: set ZOO_REFERENCE_DIR to the "
+            "shared/reference directory"
+        )
+
+
+@functools.cache
+def make_weights() -> ModuleType:
+    """The reference's numpy recipe module (``reference_weights``, ``reference_input``)."""
+    spec = importlib.util.spec_from_file_location("make_weights", REFERENCE / "make_weights.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@functools.cache
+def manifest(arch: str) -> list[dict[str, Any]]:
+    return json.loads((REFERENCE / "manifests" / f"{arch}.json").read_text())
+
+
+@dataclass(frozen=True)
+class Run:
+    """One reference run of an architecture: the weights, input and kwargs used in TF."""
+
+    arch: str
+    suffix: str
+    input_hw: tuple[int, int]
+    kwargs: dict[str, Any]
+    gain: float
+    end_points: tuple[str, ...]
+    prefix: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.arch}{self.suffix or '_default'}"
+
+
+@functools.cache
+def expected(arch: str) -> Any:
+    return np.load(REFERENCE / "expected" / f"{arch}.npz")
+
+
+@functools.cache
+def meta(arch: str) -> dict[str, Any]:
+    return json.loads(str(expected(arch)["meta"]))
+
+
+def reference_archs() -> list[str]:
+    return sorted(p.stem for p in (REFERENCE / "expected").glob("*.npz"))
+
+
+def runs(arch: str) -> list[Run]:
+    return [
+        Run(
+            arch=arch,
+            suffix=r["suffix"],
+            input_hw=tuple(r["input_hw"]),
+            kwargs=dict(r["kwargs"]),
+            gain=float(r["gain"]),
+            end_points=tuple(r["end_points"]),
+            prefix=r["end_point_prefix"],
+        )
+        for r in meta(arch)["runs"]
+    ]
+
+
+@functools.lru_cache(maxsize=4)
+def _weights(arch: str, gain: float) -> dict[str, np.ndarray]:
+    return make_weights().reference_weights(manifest(arch), meta(arch)["seed"], gain=gain)
+
+
+def reference_weights(arch: str, gain: float | None = None) -> dict[str, np.ndarray]:
+    """The TF-named float32 weights of the reference runs (a fresh dict; arrays shared)."""
+    return dict(_weights(arch, make_weights().GAIN if gain is None else gain))
+
+
+def reference_input(arch: str, hw: tuple[int, int]) -> torch.Tensor:
+    """The reference input batch as NCHW float32 (the npz data is NHWC)."""
+    m = meta(arch)
+    x = make_weights().reference_input(m["seed"], m["batch"], hw[0], hw[1])
+    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+
+
+def tolerance(want: np.ndarray | float) -> float:
+    """The parity tolerance of the reference README: 1e-4 * max(1, max|expected|)."""
+    return 1e-4 * max(1.0, float(np.max(np.abs(want))))
+
+
+def compare_end_points(run: Run, points: dict[str, torch.Tensor]) -> list[str]:
+    """Differences between our end points and TF's, in slim order (empty list when equal).
+
+    Shapes are compared in NHWC; the 64 sampled values of each end point must agree within
+    1e-4 * max(1, absmax); mean and std within the same bound.
+    """
+    ref = expected(run.arch)
+    problems = []
+    for name in run.end_points:
+        key = f"{run.prefix}/{name}"
+        if name not in points:
+            problems.append(f"{name}: missing (have {list(points)[:5]}...)")
+            continue
+        t = points[name]
+        t = t.permute(0, 2, 3, 1) if t.dim() == 4 else t
+        want_shape = tuple(int(d) for d in ref[f"{key}/shape"])
+        if tuple(t.shape) != want_shape:
+            problems.append(f"{name}: shape {tuple(t.shape)} (NHWC), TF has {want_shape}")
+            continue
+        flat = t.reshape(-1).double().numpy()
+        tol = 1e-4 * max(1.0, float(ref[f"{key}/absmax"]))
+        got = flat[ref[f"{key}/index"]]
+        err = float(np.max(np.abs(got - ref[f"{key}/sample"].astype(np.float64))))
+        if err > tol:
+            problems.append(f"{name}: max |sample diff| {err:.3g} > {tol:.3g}")
+        elif abs(flat.mean() - float(ref[f"{key}/mean"])) > tol:
+            problems.append(f"{name}: mean {flat.mean():.6g} vs TF {float(ref[f'{key}/mean']):.6g}")
+    return problems
+
+
+# --------------------------------------------------------------------------- TensorFlow (tf extra)
+
+
+def tf_installed() -> bool:
+    return all(
+        importlib.util.find_spec(m) is not None for m in ("tensorflow", "tf_slim", "tf_keras")
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``tf`` need the tf extra. CI installs it and sets ZOO_REQUIRE_TF=1, so there
+    a missing TensorFlow is an error; on a machine without it they are reported as not run."""
+    if tf_installed():
+        return
+    tf_items = [item for item in items if "tf" in item.keywords]
+    if not tf_items:
+        return
+    if os.environ.get("ZOO_REQUIRE_TF"):
+        raise pytest.UsageError(
+            f"ZOO_REQUIRE_TF is set but TensorFlow/tf_slim/tf_keras are not installed "
+            f"({len(tf_items)} tests need them): see the README's TensorFlow set-up"
+        )
+    reason = "needs the tf extra (TensorFlow cross-check); see the README"
+    for item in tf_items:
+        item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def tensorflow():
+    """``(tf, tf_slim)`` with graph mode ready (torch imported first, tf_keras alias applied)."""
+    from zoo._tensorflow import import_tensorflow
+
+    return import_tensorflow()

@@ -1,0 +1,39 @@
+"""slimzoo: the TF-slim ImageNet models as native PyTorch modules with their published weights.
+
+>>> import zoo
+>>> model = zoo.load("resnet_v2_50", pretrained=True)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from .checkpoint import open_checkpoint
+from .errors import (
+    ArchiveError,
+    CheckpointError,
+    ChecksumError,
+    DownloadError,
+    MappingError,
+    OfflineError,
+    RegistryError,
+    UnknownModelError,
+    ZooError,
+)
+from .models import list_models, load
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArchiveError",
+    "CheckpointError",
+    "ChecksumError",
+    "DownloadError",
+    "MappingError",
+    "OfflineError",
+    "RegistryError",
+    "UnknownModelError",
+    "ZooError",
+    "__version__",
+    "list_models",
+    "load",
+    "open_checkpoint",
+]
