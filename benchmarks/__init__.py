@@ -1,0 +1,1 @@
+"""slimzoo benchmarks: ``python -m benchmarks [--quick]`` writes ``benchmarks/RESULTS.md``."""

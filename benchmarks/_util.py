@@ -1,0 +1,91 @@
+"""Timing and memory helpers shared by the benchmark scripts (speed goals live here, as ratios
+against a baseline measured in the same run, never as assertions in tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["machine_info", "markdown_table", "measure", "run_isolated"]
+
+
+def measure(fn: Callable[[], Any], *, repeat: int = 5, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in seconds, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run_isolated(code: str, *, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``code`` in a fresh Python process and return the dict it leaves in ``result``.
+
+    The dict gains ``peak_rss_mb``, the child's own maximum resident set, so memory figures of
+    different approaches measured in one run do not contaminate each other.
+    """
+    epilogue = (
+        "\nimport json as _json, resource as _resource\n"
+        "result['peak_rss_mb'] = _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "print(_json.dumps(result))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code + epilogue],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def machine_info() -> dict[str, str]:
+    """What the figures were measured on."""
+    import numpy
+    import torch
+
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": _cpu_name(),
+        "cores": str(os.cpu_count()),
+        "torch": torch.__version__,
+        "torch threads": str(torch.get_num_threads()),
+        "numpy": numpy.__version__,
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub Markdown table; floats get 3 significant digits."""
+
+    def cell(v: Any) -> str:
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
