@@ -12,6 +12,7 @@ from collections.abc import Iterable
 __all__ = [
     "ArchiveError",
     "CheckpointError",
+    "CheckpointKeyError",
     "ChecksumError",
     "DownloadError",
     "MappingError",
@@ -37,6 +38,13 @@ class CheckpointError(ZooError):
 
 class ChecksumError(CheckpointError):
     """Stored and computed checksums differ (crc32c of a tensor, sha256 of a download)."""
+
+
+class CheckpointKeyError(CheckpointError, KeyError):
+    """A variable name the checkpoint does not hold (also a ``KeyError``: the Mapping contract)."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
 
 
 class MappingError(ZooError):
