@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ..errors import CheckpointError, CheckpointKeyError, ChecksumError
 from .reader import CheckpointReader, open_checkpoint
+from .writer import write_v1, write_v2
 
 __all__ = [
     "CheckpointError",
@@ -20,4 +21,6 @@ __all__ = [
     "CheckpointReader",
     "ChecksumError",
     "open_checkpoint",
+    "write_v1",
+    "write_v2",
 ]
