@@ -331,8 +331,9 @@ class RandomDistortedCrop(nn.Module):
     slim samples ``tf.image.sample_distorted_bounding_box`` around the whole image with
     ``min_object_covered=0.1``, ``aspect_ratio_range=(0.75, 1.33)``, ``area_range=(0.05, 1)``;
     covering 10 % of the whole image means the crop keeps 10-100 % of its area. The crop box is
-    drawn as torchvision's ``RandomResizedCrop`` does (area uniform, ratio log-uniform, whole
-    image after failed attempts), then resized with the legacy TF bilinear kernel slim uses.
+    drawn as torchvision's ``RandomResizedCrop`` does (area uniform, ratio log-uniform; after 10
+    failed attempts the central crop of the whole image within the ratio range, where TF tries
+    100 times and then keeps the whole image), then resized with slim's TF1 bilinear kernel.
     """
 
     def __init__(
