@@ -18,7 +18,9 @@ from .errors import (
     UnknownModelError,
     ZooError,
 )
+from .labels import imagenet_labels
 from .models import list_models, load
+from .transforms import get_transform
 
 __version__ = "0.1.0"
 
@@ -33,6 +35,8 @@ __all__ = [
     "UnknownModelError",
     "ZooError",
     "__version__",
+    "get_transform",
+    "imagenet_labels",
     "list_models",
     "load",
     "open_checkpoint",
