@@ -77,6 +77,9 @@ def write_tf_checkpoint(
         fmt = tf.compat.v1.train.SaverDef.V1 if version == "v1" else tf.compat.v1.train.SaverDef.V2
         saver = tf.compat.v1.train.Saver(variables, write_version=fmt)
         with tf.compat.v1.Session(graph=graph) as sess:
-            sess.run(tf.compat.v1.global_variables_initializer())
+            # load() feeds the values: bit-exact, where a graph constant of one element goes
+            # through Python floats (which quiets signalling NaNs)
+            for variable, value in zip(variables, weights.values()):
+                variable.load(np.asarray(value), sess)
             saver.save(sess, str(prefix), write_meta_graph=False, write_state=False)
     return prefix
