@@ -29,6 +29,7 @@ import collections
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -102,14 +103,13 @@ class Table:
             index_handle, _ = _decode_handle(footer, pos)
         except ProtoError as exc:
             raise CheckpointError(f"{self.path}: corrupt table footer ({exc})") from None
-        self._cache: collections.OrderedDict[int, bytes] = collections.OrderedDict()
+        self._cache: collections.OrderedDict[int, _LoadedBlock] = collections.OrderedDict()
         self._verified: set[int] = set()
-        index = _Block(BytesSource(self._block_bytes(index_handle, "the index block"), self.path))
-        self._index_keys: list[bytes] = []
-        self._index_handles: list[BlockHandle] = []
-        for key, offset, length in index.entries():
-            handle, _ = _decode_handle(index.source.read(offset, length), 0)
-            self._index_keys.append(key)
+        index = self._load(index_handle, "the index block")
+        self._index_keys = list(index.entries)
+        self._index_handles = []
+        for offset, length in index.entries.values():
+            handle, _ = _decode_handle(index.data[offset : offset + length], 0)
             self._index_handles.append(handle)
 
     # ------------------------------------------------------------------ lookups
@@ -117,9 +117,9 @@ class Table:
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every ``(key, value)`` in key order (for tables of small values: V2 indexes)."""
         for handle in self._index_handles:
-            block = _Block(BytesSource(self._block_bytes(handle, "a data block"), self.path))
-            for key, offset, length in block.entries():
-                yield key, block.source.read(offset, length)
+            block = self._load(handle, "a data block")
+            for key, (offset, length) in block.entries.items():
+                yield key, block.data[offset : offset + length]
 
     def locate(self, key: bytes) -> Record | None:
         """The value stored under ``key``, or None."""
@@ -128,17 +128,16 @@ class Table:
             return None
         handle = self._index_handles[i]
         if handle.size <= _SMALL_BLOCK or not self._is_plain(handle):
-            source: Source = BytesSource(self._block_bytes(handle, "a data block"), self.path)
-            block, pending = _Block(source), None
-        else:
-            self._check_handle(handle, "a data block")
-            block = _Block(self.source, handle.offset, handle.size)
-            pending = None if handle.offset in self._verified else handle
-        found = block.seek(key)
+            loaded = self._load(handle, "a data block")
+            found = loaded.entries.get(key)
+            return None if found is None else Record(loaded.source, *found, None)
+        # a large block (a big tensor): parse only the entry headers, straight from the file
+        self._check_handle(handle, "a data block")
+        found = _Block(self.source, handle.offset, handle.size).seek(key)
         if found is None:
             return None
-        offset, length = found
-        return Record(block.source, offset, length, pending)
+        pending = None if handle.offset in self._verified else handle
+        return Record(self.source, *found, pending)
 
     def verify(self, record: Record, known: tuple[int, np.ndarray] | None = None) -> None:
         """Check the crc32c of ``record``'s block (if still pending), reading it from the file.
@@ -149,21 +148,42 @@ class Table:
         handle = record.block
         if handle is None or handle.offset in self._verified:
             return
-        if known is not None:
-            known = (known[0], _raw(known[1]))
-        crc = 0
-        pos, end = handle.offset, handle.offset + handle.size
-        while pos < end:
-            if known is not None and pos == known[0] and len(known[1]):
-                crc = crc32c(known[1], crc)
-                pos += len(known[1])
-                continue
-            stop = min(end, pos + _VERIFY_CHUNK)
-            if known is not None and pos < known[0] < stop:
-                stop = known[0]
-            crc = crc32c(self.source.read(pos, stop - pos, "a data block"), crc)
-            pos = stop
-        trailer = self.source.read(end, TRAILER_SIZE, "a block trailer")
+        end = handle.offset + handle.size
+        if known is None:
+            crc = self._crc_of(handle.offset, end)
+        else:
+            offset, data = known[0], _raw(known[1])
+            if not handle.offset <= offset <= offset + len(data) <= end:
+                raise ValueError("the known bytes must lie inside the block")
+            crc = self._crc_of(handle.offset, offset)
+            crc = crc32c(data, crc)
+            crc = self._crc_of(offset + len(data), end, crc)
+        self._finish_verify(handle, crc)
+
+    def read_checked(self, record: Record, offset: int, out: np.ndarray, what: str) -> None:
+        """Read ``len(out)`` bytes at ``offset`` (inside ``record``) into the uint8 array
+        ``out``, verifying the record's block on the way: the value's crc32c is computed chunk
+        by chunk as it is read, the few other bytes of the block are read from the file."""
+        handle = record.block
+        if handle is None or handle.offset in self._verified:
+            record.source.readinto(offset, out, what)
+            return
+        crc = self._crc_of(handle.offset, offset)
+        crc = self.source.readinto(offset, out, what, crc=crc)
+        self._finish_verify(
+            handle, self._crc_of(offset + len(out), handle.offset + handle.size, crc)
+        )
+
+    def _crc_of(self, start: int, stop: int, crc: int = 0) -> int:
+        """crc32c of the file bytes ``[start, stop)``, read in chunks."""
+        while start < stop:
+            n = min(stop - start, _VERIFY_CHUNK)
+            crc = crc32c(self.source.read(start, n, "a data block"), crc)
+            start += n
+        return crc
+
+    def _finish_verify(self, handle: BlockHandle, crc: int) -> None:
+        trailer = self.source.read(handle.offset + handle.size, TRAILER_SIZE, "a block trailer")
         self._check_crc(handle, crc32c(trailer[:1], crc), trailer)
         self._verified.add(handle.offset)
 
@@ -181,8 +201,8 @@ class Table:
         trailer = self.source.read(handle.offset + handle.size, TRAILER_SIZE, "a block trailer")
         return trailer[0] == 0
 
-    def _block_bytes(self, handle: BlockHandle, what: str) -> bytes:
-        """A whole block, verified and decompressed (kept in a small cache)."""
+    def _load(self, handle: BlockHandle, what: str) -> _LoadedBlock:
+        """A whole block, verified, decompressed and parsed (small ones kept in a cache)."""
         cached = self._cache.get(handle.offset)
         if cached is not None:
             self._cache.move_to_end(handle.offset)
@@ -201,11 +221,12 @@ class Table:
                 f"{self.path}: block at byte {handle.offset} uses compression type "
                 f"{trailer[0]}; TF tables only use 0 (none) and 1 (Snappy)"
             )
+        block = _LoadedBlock(contents, self.path)
         if handle.size <= _SMALL_BLOCK:
-            self._cache[handle.offset] = contents
+            self._cache[handle.offset] = block
             while len(self._cache) > _CACHED_BLOCKS:
                 self._cache.popitem(last=False)
-        return contents
+        return block
 
     def _check_crc(self, handle: BlockHandle, actual: int, trailer: bytes) -> None:
         stored = unmask(int.from_bytes(trailer[1:5], "little"))
@@ -217,13 +238,41 @@ class Table:
             )
 
 
-class _Block:
-    """The entries of one block in ``source[base:base + size]`` (read on demand)."""
+class _LoadedBlock:
+    """A block in memory with its entries parsed: ``{key: (value offset, value length)}``."""
 
-    def __init__(self, source: Source, base: int = 0, size: int | None = None) -> None:
+    def __init__(self, data: bytes, path: Path) -> None:
+        self.data = data
+        self.source = BytesSource(data, path)
+        if len(data) < 4:
+            raise CheckpointError(f"{path}: corrupt table block ({len(data)} bytes)")
+        count = int.from_bytes(data[-4:], "little")
+        end = len(data) - 4 - 4 * count
+        if count == 0 or end < 0:
+            raise CheckpointError(f"{path}: corrupt table block ({count} restart points)")
+        self.entries: dict[bytes, tuple[int, int]] = {}
+        pos, key = 0, b""
+        try:
+            while pos < end:
+                shared, pos = decode_varint(data, pos)
+                unshared, pos = decode_varint(data, pos)
+                length, pos = decode_varint(data, pos)
+                if shared > len(key) or pos + unshared + length > end:
+                    raise ProtoError("entry overruns the block")
+                key = key[:shared] + data[pos : pos + unshared]
+                pos += unshared
+                self.entries[key] = (pos, length)
+                pos += length
+        except ProtoError as exc:
+            raise CheckpointError(f"{path}: corrupt table block entry at {pos} ({exc})") from None
+
+
+class _Block:
+    """The entries of one large block in ``source[base:base + size]``, read on demand."""
+
+    def __init__(self, source: Source, base: int, size: int) -> None:
         self.source = source
         self.base = base
-        size = source.size if size is None else size
         if size < 4:
             raise CheckpointError(f"{source.path}: corrupt table block ({size} bytes)")
         count = int.from_bytes(source.read(base + size - 4, 4, "a block"), "little")
@@ -248,12 +297,6 @@ class _Block:
             raise CheckpointError(f"{self.source.path}: corrupt block entry at {pos}")
         key = prev_key[:shared] + self.source.read(key_start, unshared, "a key")
         return key, value_start, length, value_start + length
-
-    def entries(self) -> Iterator[tuple[bytes, int, int]]:
-        pos, key = self.base, b""
-        while pos < self.data_end:
-            key, offset, length, pos = self._entry(pos, key)
-            yield key, offset, length
 
     def seek(self, target: bytes) -> tuple[int, int] | None:
         """Location of the value stored under ``target``, or None."""
