@@ -138,3 +138,15 @@ def test_slice_keys_round_trip() -> None:
     assert key in (FIXTURES / "v1_float16" / "model.ckpt").read_bytes()
     signed = [slices._signed_increasing(v) for v in (-(2**63), -65, -64, -1, 0, 63, 64, 2**62)]
     assert signed == sorted(signed)  # the point of "ordered" codes
+
+
+@pytest.mark.parametrize("fixture", ["v1_partitioned", "v2_sharded", "v1_single"])
+def test_one_reader_shared_by_threads(fixture: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with zoo.open_checkpoint(fixture_prefix(fixture)) as reader:
+        names = list(reader) * 20
+        with ThreadPoolExecutor(4) as pool:
+            values = list(pool.map(reader.__getitem__, names))
+        for name, value in zip(names, values):
+            assert_identical(value, reader[name], name)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import bisect
 import collections
 import struct
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,7 @@ TRAILER_SIZE = 5
 BLOCK_SIZE = 256 * 1024  # TF's table::Options default
 RESTART_INTERVAL = 16
 
-_SMALL_BLOCK = 1 << 20  # blocks up to this size are read whole (and cached)
+_SMALL_BLOCK = 64 << 10  # blocks up to this size are read whole (and cached)
 _CACHED_BLOCKS = 4
 _VERIFY_CHUNK = 8 << 20
 
@@ -104,6 +105,7 @@ class Table:
         except ProtoError as exc:
             raise CheckpointError(f"{self.path}: corrupt table footer ({exc})") from None
         self._cache: collections.OrderedDict[int, _LoadedBlock] = collections.OrderedDict()
+        self._cache_lock = threading.Lock()  # readers may be shared between threads
         self._verified: set[int] = set()
         index = self._load(index_handle, "the index block")
         self._index_keys = list(index.entries)
@@ -203,10 +205,11 @@ class Table:
 
     def _load(self, handle: BlockHandle, what: str) -> _LoadedBlock:
         """A whole block, verified, decompressed and parsed (small ones kept in a cache)."""
-        cached = self._cache.get(handle.offset)
-        if cached is not None:
-            self._cache.move_to_end(handle.offset)
-            return cached
+        with self._cache_lock:
+            cached = self._cache.get(handle.offset)
+            if cached is not None:
+                self._cache.move_to_end(handle.offset)
+                return cached
         self._check_handle(handle, what)
         raw = self.source.read(handle.offset, handle.size + TRAILER_SIZE, what)
         contents, trailer = raw[: handle.size], raw[handle.size :]
@@ -223,9 +226,10 @@ class Table:
             )
         block = _LoadedBlock(contents, self.path)
         if handle.size <= _SMALL_BLOCK:
-            self._cache[handle.offset] = block
-            while len(self._cache) > _CACHED_BLOCKS:
-                self._cache.popitem(last=False)
+            with self._cache_lock:
+                self._cache[handle.offset] = block
+                while len(self._cache) > _CACHED_BLOCKS:
+                    self._cache.popitem(last=False)
         return block
 
     def _check_crc(self, handle: BlockHandle, actual: int, trailer: bytes) -> None:
