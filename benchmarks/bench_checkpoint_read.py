@@ -14,10 +14,11 @@ process (``run_isolated``), reads every tensor (opening the checkpoint included)
   the whole file, which costs more than the reading itself).
 
 Timings are the median of warm runs (one untimed run first, so the files are in the page cache
-for every approach). Peak RSS is the child's maximum resident set; "over imports" subtracts what
-the process held before reading: Python, numpy, torch (``import zoo`` imports the whole
-package; ``zoo.checkpoint`` itself needs only numpy and google-crc32c) and for TF the
-TensorFlow runtime.
+for every approach); "CPU s/run" is the process's user + system time per run (less sensitive to
+other load on the machine than the wall time). Peak RSS is the child's maximum resident set;
+"over imports" subtracts what the process held before reading: Python, numpy, torch
+(``import zoo`` imports the whole package; ``zoo.checkpoint`` itself needs only numpy and
+google-crc32c) and for TF the TensorFlow runtime.
 """
 
 from __future__ import annotations
@@ -45,7 +46,17 @@ base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 def read_all():
 {body}
 
-result = {{"seconds": measure(read_all, repeat={repeat}, warmup=1), "base_rss_mb": base}}
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+cpu_before = cpu()
+seconds = measure(read_all, repeat={repeat}, warmup=1)
+result = {{
+    "seconds": seconds,
+    "cpu_seconds": (cpu() - cpu_before) / ({repeat} + 1),
+    "base_rss_mb": base,
+}}
 """
 
 APPROACHES = {
@@ -131,7 +142,7 @@ def run(quick: bool = False) -> str:
                     repeat=1 if quick else 3,
                 )
                 figures[approach] = run_isolated(code)
-            floor = figures[BASELINE]["seconds"]
+            floor, floor_cpu = (figures[BASELINE][k] for k in ("seconds", "cpu_seconds"))
             tf_seconds = figures["tf.train.load_checkpoint"]["seconds"]
             for approach, r in figures.items():
                 rows.append(
@@ -142,6 +153,8 @@ def run(quick: bool = False) -> str:
                         size / r["seconds"] / 1e9,
                         r["seconds"] / floor,
                         r["seconds"] / tf_seconds,
+                        r["cpu_seconds"],
+                        r["cpu_seconds"] / floor_cpu,
                         r["peak_rss_mb"],
                         r["peak_rss_mb"] - r["base_rss_mb"],
                     ]
@@ -155,6 +168,8 @@ def run(quick: bool = False) -> str:
             "GB/s",
             "× floor",
             "× TF",
+            "CPU s/run",
+            "CPU × floor",
             "peak RSS (MB)",
             "RSS over imports (MB)",
         ],

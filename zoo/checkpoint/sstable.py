@@ -15,11 +15,12 @@ LevelDB's design):
 * The index block has one entry per data block: a key >= every key in that block and < every
   key of the next one, and the block's handle. Keys compare as raw bytes.
 
-:class:`Table` reads a table lazily: small blocks are read whole and verified; in large blocks
-(one big tensor record each, usually) only the entry headers are read, the value is returned as
-a location, and the block's crc32c is verified once the caller has read the value into memory
-(:meth:`Table.verify`), so a 400 MB record is read exactly once. :class:`TableWriter` lays a
-table out exactly as TF's ``TableBuilder`` does.
+:class:`Table` reads a table lazily. Blocks up to 64 KiB are read whole, verified, parsed and
+cached. Of a larger block (usually one big tensor record) only the entry headers are read and
+the value is returned as a location; the block's crc32c is then computed while the caller reads
+the value into its array (:meth:`Table.read_checked`) or from what it read (:meth:`Table.verify`),
+so a 400 MB record is read exactly once. :class:`TableWriter` lays a table out exactly as TF's
+``TableBuilder`` does.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ BLOCK_SIZE = 256 * 1024  # TF's table::Options default
 RESTART_INTERVAL = 16
 
 _SMALL_BLOCK = 64 << 10  # blocks up to this size are read whole (and cached)
+_MANY_RECORDS_BLOCK = 1 << 20  # ... and blocks of small records up to this size
 _CACHED_BLOCKS = 4
 _VERIFY_CHUNK = 8 << 20
 
@@ -129,17 +131,31 @@ class Table:
         if i == len(self._index_keys):
             return None
         handle = self._index_handles[i]
-        if handle.size <= _SMALL_BLOCK or not self._is_plain(handle):
+        if self._read_whole(handle):
             loaded = self._load(handle, "a data block")
             found = loaded.entries.get(key)
             return None if found is None else Record(loaded.source, *found, None)
-        # a large block (a big tensor): parse only the entry headers, straight from the file
-        self._check_handle(handle, "a data block")
+        # a block holding a big tensor: parse only the entry headers, straight from the file
         found = _Block(self.source, handle.offset, handle.size).seek(key)
         if found is None:
             return None
         pending = None if handle.offset in self._verified else handle
         return Record(self.source, *found, pending)
+
+    def _read_whole(self, handle: BlockHandle) -> bool:
+        """Read (and cache) a block whole, or parse it lazily from the file?
+
+        Whole: small blocks, compressed ones, and blocks of many small records (up to 1 MiB),
+        which are then looked up in memory. Lazily: blocks whose first record fills most of
+        the block (one big tensor, read straight into its array) and any block over 1 MiB.
+        """
+        if handle.size <= _SMALL_BLOCK or handle.offset in self._cache:
+            return True
+        self._check_handle(handle, "a data block")
+        if not self._is_plain(handle):
+            return True
+        first = _Block(self.source, handle.offset, handle.size).first_value_length()
+        return 2 * first < handle.size <= _MANY_RECORDS_BLOCK
 
     def verify(self, record: Record, known: tuple[int, np.ndarray] | None = None) -> None:
         """Check the crc32c of ``record``'s block (if still pending), reading it from the file.
@@ -225,7 +241,7 @@ class Table:
                 f"{trailer[0]}; TF tables only use 0 (none) and 1 (Snappy)"
             )
         block = _LoadedBlock(contents, self.path)
-        if handle.size <= _SMALL_BLOCK:
+        if handle.size <= _MANY_RECORDS_BLOCK:
             with self._cache_lock:
                 self._cache[handle.offset] = block
                 while len(self._cache) > _CACHED_BLOCKS:
@@ -277,14 +293,20 @@ class _Block:
     def __init__(self, source: Source, base: int, size: int) -> None:
         self.source = source
         self.base = base
+        self.size = size
         if size < 4:
             raise CheckpointError(f"{source.path}: corrupt table block ({size} bytes)")
-        count = int.from_bytes(source.read(base + size - 4, 4, "a block"), "little")
+        self.data_end = base + size - 4  # until the restart points are read (if ever)
+        self.restarts: list[int] | None = None
+
+    def _read_restarts(self) -> list[int]:
+        base, size = self.base, self.size
+        count = int.from_bytes(self.source.read(base + size - 4, 4, "a block"), "little")
         self.data_end = base + size - 4 - 4 * count
         if count == 0 or self.data_end < base:
-            raise CheckpointError(f"{source.path}: corrupt table block ({count} restart points)")
-        raw = source.read(self.data_end, 4 * count, "a block")
-        self.restarts = [base + r for r in struct.unpack(f"<{count}I", raw)]
+            raise CheckpointError(f"{self.source.path}: corrupt table block ({count} restarts)")
+        raw = self.source.read(self.data_end, 4 * count, "a block")
+        return [base + r for r in struct.unpack(f"<{count}I", raw)]
 
     def _entry(self, pos: int, prev_key: bytes) -> tuple[bytes, int, int, int]:
         """``(key, value offset, value length, next entry)`` of the entry at ``pos``."""
@@ -302,9 +324,20 @@ class _Block:
         key = prev_key[:shared] + self.source.read(key_start, unshared, "a key")
         return key, value_start, length, value_start + length
 
+    def first_value_length(self) -> int:
+        return self._entry(self.base, b"")[2]
+
     def seek(self, target: bytes) -> tuple[int, int] | None:
         """Location of the value stored under ``target``, or None."""
+        # A large block usually holds just the one big record: try the first entry before
+        # reading the restart points.
+        key, offset, length, _ = self._entry(self.base, b"")
+        if key == target:
+            return offset, length
+        if key > target:
+            return None
         # last restart point whose key is < target, then a linear scan (LevelDB's Block::Seek)
+        self.restarts = self.restarts or self._read_restarts()
         lo, hi = 0, len(self.restarts) - 1
         while lo < hi:
             mid = (lo + hi + 1) // 2
