@@ -52,9 +52,12 @@ def write_v2(
 ) -> Path:
     """Write ``tensors`` as a V2 checkpoint ``<prefix>.index`` + ``<prefix>.data-00000-of-00001``.
 
-    Values are taken with ``numpy.asarray``; every dtype :func:`zoo.open_checkpoint` reads is
-    supported (float16/32/64, bfloat16 given as an ``ml_dtypes.bfloat16`` array, signed and
-    unsigned ints, bool, complex, and strings as bytes/str object or string arrays).
+    Values are taken with ``numpy.asarray``, one at a time while the data file is written (a
+    mapping that converts on access has one converted value alive at a time); every dtype
+    :func:`zoo.open_checkpoint` reads is supported (float16/32/64, bfloat16 given as an
+    ``ml_dtypes.bfloat16`` array, signed and unsigned ints, bool, complex, and strings as
+    bytes/str object or string arrays). A value that cannot be stored fails the write, which
+    then leaves nothing behind.
     Returns the prefix (what ``open_checkpoint`` and ``tf.train.load_checkpoint`` take).
 
     Raises:
@@ -62,14 +65,15 @@ def write_v2(
         TypeError / ValueError: a dtype or name that cannot be stored.
     """
     prefix = Path(prefix)
-    items = _prepare(tensors)
+    names = _sorted_names(tensors)
     index, data = index_path(prefix), data_path(prefix, 0, 1)
     stale = sorted(prefix.parent.glob(f"{_glob_escape(prefix.name)}.data-?????-of-?????"))
     _refuse_overwrite([p for p in [index, *stale] if p.exists()], overwrite)
     with _atomic([data, index]) as (data_file, index_file):
         entries = []
         offset = 0
-        for name, dtype, value in items:
+        for name in names:
+            dtype, value = _stored(name, tensors[name])
             if dtype.is_string:
                 parts, crc = _string_parts(value)
             else:
@@ -125,29 +129,38 @@ def write_v1(
 
 
 def _prepare(tensors: Mapping[str, np.ndarray]) -> list[tuple[str, dtypes.DType, np.ndarray]]:
-    """``(name, dtype, stored value)`` in name order; numbers become little-endian C-order
-    arrays of the storage dtype, strings object arrays of bytes."""
-    out = []
-    for name in sorted(tensors, key=lambda n: str(n).encode("utf-8", "surrogateescape")):
+    """``(name, dtype, stored value)`` in name order (see :func:`_stored`)."""
+    return [(name, *_stored(name, tensors[name])) for name in _sorted_names(tensors)]
+
+
+def _sorted_names(tensors: Mapping[str, np.ndarray]) -> list[str]:
+    """The variable names in the order TF writes them (by their UTF-8 bytes), checked."""
+    names = sorted(tensors, key=lambda n: str(n).encode("utf-8", "surrogateescape"))
+    for name in names:
         if not isinstance(name, str) or not name or name.startswith("\x00"):
             raise ValueError(f"variable names must be non-empty strings, got {name!r}")
-        value = np.asarray(tensors[name])
-        dtype = dtypes.from_numpy(value.dtype)
-        if dtype.is_string:
-            stored = np.empty(value.shape, object)
-            flat = stored.reshape(-1)
-            for i, item in enumerate(value.reshape(-1).tolist()):
-                if isinstance(item, str):
-                    item = item.encode("utf-8")
-                if not isinstance(item, bytes):
-                    raise TypeError(f"{name}: string tensors hold bytes or str, found {item!r}")
-                flat[i] = item
-        elif dtype.name == "bfloat16":
-            stored = np.asarray(value, order="C").view(np.uint16).astype("<u2", copy=False)
-        else:
-            stored = np.asarray(value, dtype=dtype.storage, order="C")
-        out.append((name, dtype, stored))
-    return out
+    return names
+
+
+def _stored(name: str, value: np.ndarray) -> tuple[dtypes.DType, np.ndarray]:
+    """The dtype and stored form of one value: numbers become little-endian C-order arrays of
+    the storage dtype, strings object arrays of bytes."""
+    value = np.asarray(value)
+    dtype = dtypes.from_numpy(value.dtype)
+    if dtype.is_string:
+        stored = np.empty(value.shape, object)
+        flat = stored.reshape(-1)
+        for i, item in enumerate(value.reshape(-1).tolist()):
+            if isinstance(item, str):
+                item = item.encode("utf-8")
+            if not isinstance(item, bytes):
+                raise TypeError(f"{name}: string tensors hold bytes or str, found {item!r}")
+            flat[i] = item
+    elif dtype.name == "bfloat16":
+        stored = np.asarray(value, order="C").view(np.uint16).astype("<u2", copy=False)
+    else:
+        stored = np.asarray(value, dtype=dtype.storage, order="C")
+    return dtype, stored
 
 
 def _string_parts(value: np.ndarray) -> tuple[list[bytes], int]:
