@@ -18,6 +18,7 @@ from .errors import (
     UnknownModelError,
     ZooError,
 )
+from .export import export_tf_checkpoint
 from .labels import imagenet_labels
 from .models import list_models, load
 from .transforms import get_transform
@@ -35,6 +36,7 @@ __all__ = [
     "UnknownModelError",
     "ZooError",
     "__version__",
+    "export_tf_checkpoint",
     "get_transform",
     "imagenet_labels",
     "list_models",
