@@ -41,14 +41,9 @@ def slim_logits(
     ``net_kwargs`` go to the slim function (``num_classes``, ``output_stride``, ``global_pool``,
     ...); ``is_training`` is False. Every variable the graph creates must be in ``weights``.
     """
-    tf, slim = tensorflow
-    module_name, fn_name, scope_name = SLIM_NETS[arch]
-    nets = importlib.import_module(f"tf_slim.nets.{module_name}")
-    graph = tf.Graph()
+    tf, _ = tensorflow
+    graph, images, logits = _slim_graph(tensorflow, arch, images_nhwc.shape, net_kwargs)
     with graph.as_default():
-        images = tf.compat.v1.placeholder(tf.float32, images_nhwc.shape)
-        with slim.arg_scope(getattr(nets, scope_name)()):
-            logits, _ = getattr(nets, fn_name)(images, is_training=False, **net_kwargs)
         variables = tf.compat.v1.global_variables()
         missing = [v.op.name for v in variables if v.op.name not in weights]
         if missing:
@@ -57,6 +52,47 @@ def slim_logits(
             for v in variables:
                 v.load(weights[v.op.name], sess)
             return sess.run(logits, {images: images_nhwc})
+
+
+def slim_logits_from_checkpoint(
+    tensorflow: tuple[Any, Any],
+    arch: str,
+    checkpoint: str | Path,
+    images_nhwc: np.ndarray,
+    **net_kwargs: Any,
+) -> np.ndarray:
+    """Logits of the tf_slim network ``arch`` restored by ``tf.compat.v1.train.Saver`` from the
+    checkpoint ``checkpoint`` (a V2 prefix or a V1 file), on an NHWC batch.
+
+    The Saver restores every variable the graph creates, so each must be in the checkpoint with
+    its shape and dtype (the restore fails otherwise); ``net_kwargs`` as in :func:`slim_logits`.
+    """
+    tf, _ = tensorflow
+    graph, images, logits = _slim_graph(tensorflow, arch, images_nhwc.shape, net_kwargs)
+    with graph.as_default():
+        saver = tf.compat.v1.train.Saver(tf.compat.v1.global_variables())
+        with tf.compat.v1.Session(graph=graph) as sess:
+            saver.restore(sess, str(checkpoint))
+            return sess.run(logits, {images: images_nhwc})
+
+
+def _slim_graph(
+    tensorflow: tuple[Any, Any],
+    arch: str,
+    input_shape: tuple[int, ...],
+    net_kwargs: Mapping[str, Any],
+) -> tuple[Any, Any, Any]:
+    """``(graph, images placeholder, logits)`` of the tf_slim network ``arch`` (is_training=False,
+    under its own arg scope) on an NHWC float32 input of ``input_shape``."""
+    tf, slim = tensorflow
+    module_name, fn_name, scope_name = SLIM_NETS[arch]
+    nets = importlib.import_module(f"tf_slim.nets.{module_name}")
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.compat.v1.placeholder(tf.float32, input_shape)
+        with slim.arg_scope(getattr(nets, scope_name)()):
+            logits, _ = getattr(nets, fn_name)(images, is_training=False, **net_kwargs)
+    return graph, images, logits
 
 
 def write_tf_checkpoint(
