@@ -61,7 +61,8 @@ def export_tf_checkpoint(
 
     Args:
         model: a network built by ``name_or_arch`` (``zoo.load``), pretrained, fine-tuned or
-            with another class count (``reset_classifier``); any device and floating dtype.
+            with another class count (``reset_classifier``); any device and floating dtype,
+            also inside ``torch.compile`` or ``DataParallel``.
         name_or_arch: the slim network name (see :func:`zoo.list_models`) or its constructor.
         prefix: the checkpoint prefix, e.g. ``"out/model.ckpt"``: V2 writes
             ``<prefix>.index`` and ``<prefix>.data-00000-of-00001``; V1 writes the file
@@ -95,6 +96,7 @@ def export_tf_checkpoint(
     step = _check_global_step(global_step)
     name, constructor = _architecture(name_or_arch)
     path = _check_prefix(prefix, format)
+    model = _unwrap(model)
     mapping = _fitted_mapping(model, name, constructor, **model_kwargs)
     existing = _existing_files(path, format)
     if existing and not overwrite:
@@ -245,6 +247,18 @@ def _architecture(
         f"name_or_arch must be a network name such as 'resnet_v2_50' or its constructor, "
         f"got {type(name_or_arch).__name__}"
     )
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The network inside ``torch.compile`` and (Distributed)DataParallel wrappers, whose state
+    names carry a prefix (``_orig_mod.``, ``module.``)."""
+    while True:
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile
+            model = model._orig_mod
+        else:
+            return model
 
 
 def _build_reference(constructor: Callable[..., nn.Module], kwargs: dict) -> nn.Module:
