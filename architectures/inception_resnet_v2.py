@@ -95,6 +95,27 @@ class Branches(nn.Module):
         return torch.cat([branch(x) for branch in self.children()], 1)
 
 
+class PoolBranch(nn.Module):
+    """``Branch_3``: 3x3 'SAME' average pool (``AvgPool_0a_3x3``), then a 1x1 conv + batch norm
+    + ReLU (``Conv2d_0b_1x1``).
+
+    Run as conv → pool → batch norm → ReLU, which is the same function: a 1x1 conv (a linear map
+    across channels, no bias) and an average pool (the same linear map across space for every
+    channel, also where it excludes padding) commute. Pooling the conv's output instead of its
+    input pools 3 times fewer channels. A hook on ``AvgPool_0a_3x3`` therefore sees pooled
+    conv outputs.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.AvgPool_0a_3x3 = AvgPool2dSame(3, 1, "SAME")
+        self.Conv2d_0b_1x1 = conv_bn(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv = self.Conv2d_0b_1x1
+        return conv.act(conv.bn(self.AvgPool_0a_3x3(conv.conv(x))))
+
+
 class ResidualBlock(nn.Module):
     """slim ``block35`` / ``block17`` / ``block8``: concatenated branches, a 1x1 up-projection
     ``Conv2d_1x1`` (bias, no batch norm, no activation) back to the input width, then
@@ -187,10 +208,7 @@ def mixed_5b() -> Branches:
                 ("Conv2d_0b_3x3", conv_bn(64, 96, 3)),
                 ("Conv2d_0c_3x3", conv_bn(96, 96, 3)),
             ),
-            Branch_3=seq(
-                ("AvgPool_0a_3x3", AvgPool2dSame(3, 1, "SAME")),
-                ("Conv2d_0b_1x1", conv_bn(192, 64, 1)),
-            ),
+            Branch_3=PoolBranch(192, 64),
         )
     )
 

@@ -102,12 +102,25 @@ def seq(*layers: tuple[str, nn.Module]) -> nn.Sequential:
     return nn.Sequential(OrderedDict(layers))
 
 
-def pool_branch(in_channels: int, out_channels: int) -> nn.Sequential:
-    """``Branch_3`` of the Inception-A/B/C blocks: 3x3 'SAME' average pool, then a 1x1 conv."""
-    return seq(
-        ("AvgPool_0a_3x3", AvgPool2dSame(3, 1, "SAME")),
-        ("Conv2d_0b_1x1", conv_bn(in_channels, out_channels, 1)),
-    )
+class PoolBranch(nn.Module):
+    """``Branch_3``: 3x3 'SAME' average pool (``AvgPool_0a_3x3``), then a 1x1 conv + batch norm
+    + ReLU (``Conv2d_0b_1x1``).
+
+    Run as conv → pool → batch norm → ReLU, which is the same function: a 1x1 conv (a linear map
+    across channels, no bias) and an average pool (the same linear map across space for every
+    channel, also where it excludes padding) commute. Pooling the conv's output instead of its
+    input pools 4 to 8 times fewer channels. A hook on ``AvgPool_0a_3x3`` therefore sees pooled
+    conv outputs.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.AvgPool_0a_3x3 = AvgPool2dSame(3, 1, "SAME")
+        self.Conv2d_0b_1x1 = conv_bn(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv = self.Conv2d_0b_1x1
+        return conv.act(conv.bn(self.AvgPool_0a_3x3(conv.conv(x))))
 
 
 def stem_mixed_3a() -> Branches:
@@ -162,7 +175,7 @@ def block_inception_a() -> Branches:
                 ("Conv2d_0b_3x3", conv_bn(64, 96, 3)),
                 ("Conv2d_0c_3x3", conv_bn(96, 96, 3)),
             ),
-            Branch_3=pool_branch(384, 96),
+            Branch_3=PoolBranch(384, 96),
         )
     )
 
@@ -199,7 +212,7 @@ def block_inception_b() -> Branches:
                 ("Conv2d_0d_7x1", conv_bn(224, 224, (7, 1))),
                 ("Conv2d_0e_1x7", conv_bn(224, 256, (1, 7))),
             ),
-            Branch_3=pool_branch(1024, 128),
+            Branch_3=PoolBranch(1024, 128),
         )
     )
 
@@ -244,7 +257,7 @@ def block_inception_c() -> Branches:
                     Conv2d_0e_3x1=conv_bn(512, 256, (3, 1)),
                 )
             ),
-            Branch_3=pool_branch(1536, 256),
+            Branch_3=PoolBranch(1536, 256),
         )
     )
 
