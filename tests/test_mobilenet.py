@@ -131,11 +131,6 @@ def test_tensorflow_names_its_shadows_as_the_loader_expects(tensorflow, tf_ema_c
 
 
 @pytest.mark.tf
-@pytest.mark.xfail(
-    raises=NotImplementedError,
-    strict=True,
-    reason="waits for zoo.open_checkpoint (branch 'reader'); remove this mark when it lands",
-)
 def test_tensorflow_written_ema_checkpoint_file_loads(tf_ema_checkpoint):
     model = zoo.load(ARCH, checkpoint=tf_ema_checkpoint)
     assert_logits_are(model, "logits_hg")
