@@ -267,11 +267,14 @@ def load_tf_weights(
             )
         sources[torch_name] = source
 
-    used = set(sources.values()) | {m.name for m in wanted.values()}
+    # Every checkpoint tensor ends up in report.loaded or report.ignored: a raw variable whose EMA
+    # shadow was taken (or a shadow left for its raw variable) is ignored, not silently dropped.
+    used = set(sources.values())
+    targets = {m.name for m in wanted.values()}
     unused = []
     for name in sorted(names - used):
         base = name[: -len(EMA_SUFFIX)] if name.endswith(EMA_SUFFIX) else name
-        if base in used or name in skipped_tf or base in skipped_tf:
+        if base in targets or name in skipped_tf or base in skipped_tf:
             report.ignored.append(name)
         elif any(p.search(name) for p in IGNORED_CHECKPOINT_PATTERNS):
             report.ignored.append(name)

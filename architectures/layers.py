@@ -9,7 +9,11 @@ pads exactly like TF and costs nothing when the padding happens to be symmetric:
 * the total does not depend on ``n`` when ``s == 1``, so stride-1 layers decide once, at
   construction, and use the native ``padding=`` argument when the total is even;
 * strided layers compute the padding from the input size at run time (cheap integer math)
-  and call ``F.pad`` only when it is asymmetric.
+  and call ``F.pad`` only when it is asymmetric;
+* a strided *depthwise* conv does not copy its input even then: TF's one extra pixel at the
+  bottom/right equals torch's symmetric padding by the larger amount with a zero tap added at
+  the top/left of the kernel (a tiny padded copy of the weight instead of one of the input,
+  which for a depthwise conv costs about as much as the conv itself).
 """
 
 from __future__ import annotations
@@ -105,11 +109,24 @@ class Conv2dSame(nn.Conv2d):
         k, s, d = _pair(kernel_size), _pair(stride), _pair(dilation)
         static, self.dynamic_same = make_padding(padding, k, s, d)
         super().__init__(in_channels, out_channels, k, s, static, d, groups, bias)
+        # depthwise convs take TF's asymmetric padding into the kernel (see the module docstring)
+        self.pad_kernel = groups == in_channels > 1 and d == (1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.dynamic_same:
-            x = pad_same(x, self.kernel_size, self.stride, self.dilation)
-        return super().forward(x)
+        if not self.dynamic_same:
+            return super().forward(x)
+        k, s, d = self.kernel_size, self.stride, self.dilation
+        top, bottom = same_padding_amounts(x.shape[-2], k[0], s[0], d[0])
+        left, right = same_padding_amounts(x.shape[-1], k[1], s[1], d[1])
+        weight = self.weight
+        if bottom != top or right != left:
+            if not self.pad_kernel:
+                return super().forward(F.pad(x, (left, right, top, bottom)))
+            # windows start one pixel earlier under the larger symmetric padding; the zero tap
+            # at the top/left of the kernel covers that pixel (after - before is 0 or 1)
+            weight = F.pad(weight, (right - left, 0, bottom - top, 0))
+            top, left = bottom, right
+        return F.conv2d(x, weight, self.bias, s, (top, left), d, self.groups)
 
 
 class MaxPool2dSame(nn.Module):
