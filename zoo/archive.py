@@ -81,20 +81,22 @@ def extract_members(tarball: Path, wanted: Iterable[str], dest: Path) -> dict[st
             # Read to the very end so that gzip verifies its CRC and length trailer.
             while stream.read(CHUNK):
                 pass
-    except (ArchiveError, CacheError):
+        missing = sorted(wanted - set(found))
+        if missing:
+            shown = ", ".join(listing[:12]) + (" ..." if len(listing) > 12 else "")
+            raise ArchiveError(
+                f"{tarball} does not hold {', '.join(missing)} (it holds: {shown or 'nothing'}). "
+                "Is it the right tarball for this model? Check the registry entry's 'files'."
+            )
+    except BaseException as exc:
+        for path in found.values():  # a refused archive leaves nothing behind
+            path.unlink(missing_ok=True)
+        if isinstance(exc, _CORRUPT) and not isinstance(exc, (ArchiveError, CacheError)):
+            raise ArchiveError(
+                f"{tarball} is truncated or corrupt ({type(exc).__name__}: {exc}). Delete it "
+                "and download it again (or copy it again from the source)."
+            ) from None
         raise
-    except _CORRUPT as exc:
-        raise ArchiveError(
-            f"{tarball} is truncated or corrupt ({type(exc).__name__}: {exc}). Delete it and "
-            "download it again (or copy it again from the source)."
-        ) from None
-    missing = sorted(wanted - set(found))
-    if missing:
-        shown = ", ".join(listing[:12]) + (" ..." if len(listing) > 12 else "")
-        raise ArchiveError(
-            f"{tarball} does not hold {', '.join(missing)} (it holds: {shown or 'nothing'}). "
-            "Is it the right tarball for this model? Check the registry entry's 'files'."
-        )
     return found
 
 
