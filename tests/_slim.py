@@ -66,17 +66,23 @@ def write_tf_checkpoint(
     *,
     version: str = "v2",
 ) -> Path:
-    """Write ``weights`` with TensorFlow's own ``Saver`` (``version`` 'v1' or 'v2'); returns the
-    path to pass to ``zoo.open_checkpoint`` (the V1 file, or the V2 prefix)."""
+    """Write ``weights`` with TensorFlow's own save ops, the ones its ``Saver`` runs (``Save``
+    for the V1 TensorSlice file, ``SaveV2`` for the V2 bundle). Returns the path to pass to
+    ``zoo.open_checkpoint`` (the V1 file, or the V2 prefix). Eager ops: no graph constants, so
+    checkpoints of any size are written at disk speed."""
     tf, _ = tensorflow
-    graph = tf.Graph()
-    with graph.as_default():
-        variables = [
-            tf.compat.v1.Variable(np.asarray(value), name=name) for name, value in weights.items()
-        ]
-        fmt = tf.compat.v1.train.SaverDef.V1 if version == "v1" else tf.compat.v1.train.SaverDef.V2
-        saver = tf.compat.v1.train.Saver(variables, write_version=fmt)
-        with tf.compat.v1.Session(graph=graph) as sess:
-            sess.run(tf.compat.v1.global_variables_initializer())
-            saver.save(sess, str(prefix), write_meta_graph=False, write_state=False)
-    return prefix
+    names = list(weights)
+    tensors = [tf.constant(np.asarray(weights[n])) for n in names]
+    Path(prefix).parent.mkdir(parents=True, exist_ok=True)
+    if version == "v1":
+        tf.raw_ops.Save(filename=str(prefix), tensor_names=names, data=tensors)
+    elif version == "v2":
+        tf.raw_ops.SaveV2(
+            prefix=str(prefix),
+            tensor_names=names,
+            shape_and_slices=[""] * len(names),
+            tensors=tensors,
+        )
+    else:
+        raise ValueError(f"version must be 'v1' or 'v2', got {version!r}")
+    return Path(prefix)

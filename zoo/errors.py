@@ -13,6 +13,7 @@ __all__ = [
     "ArchiveError",
     "CacheError",
     "CheckpointError",
+    "CheckpointKeyError",
     "ChecksumError",
     "ConfigError",
     "DownloadError",
@@ -40,6 +41,13 @@ class CheckpointError(ZooError):
 
 class ChecksumError(CheckpointError):
     """Stored and computed checksums differ (crc32c of a tensor, sha256 of a download)."""
+
+
+class CheckpointKeyError(CheckpointError, KeyError):
+    """A variable name the checkpoint does not hold (also a ``KeyError``: the Mapping contract)."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
 
 
 class MappingError(ZooError):

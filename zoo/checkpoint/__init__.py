@@ -1,11 +1,26 @@
-"""TensorFlow checkpoint reader (V1 TensorSlice and V2 bundle), without TensorFlow."""
+"""TensorFlow checkpoints (V1 TensorSlice tables and V2 tensor bundles), without TensorFlow.
+
+* :func:`open_checkpoint` returns a lazy read-only ``{name: numpy array}`` mapping
+  (:class:`CheckpointReader`).
+* :func:`write_v2` and :func:`write_v1` write checkpoints that TensorFlow reads.
+
+Modules: ``crc`` (masked crc32c), ``proto`` (protobuf wire format and messages), ``sstable``
+(the table container), ``slices`` (partitioned variables and slice keys), ``dtypes``, ``v1``,
+``v2``, ``reader``, ``writer``.
+"""
 
 from __future__ import annotations
 
-import os
+from ..errors import CheckpointError, CheckpointKeyError, ChecksumError
+from .reader import CheckpointReader, open_checkpoint
+from .writer import write_v1, write_v2
 
-__all__ = ["open_checkpoint"]
-
-
-def open_checkpoint(path: str | os.PathLike):  # pragma: no cover - replaced by the reader
-    raise NotImplementedError("the checkpoint reader is being written")
+__all__ = [
+    "CheckpointError",
+    "CheckpointKeyError",
+    "CheckpointReader",
+    "ChecksumError",
+    "open_checkpoint",
+    "write_v1",
+    "write_v2",
+]

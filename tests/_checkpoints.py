@@ -1,0 +1,46 @@
+"""Helpers shared by the checkpoint tests: the format fixtures and a value-identity check."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from conftest import REFERENCE
+
+FIXTURES = REFERENCE / "ckpt_formats"
+
+
+def fixture_names() -> list[str]:
+    return sorted(p.name[: -len(".expected.json")] for p in FIXTURES.glob("*.expected.json"))
+
+
+def fixture_expected(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / f"{name}.expected.json").read_text())
+
+
+def fixture_prefix(name: str) -> Path:
+    return FIXTURES / name / "model.ckpt"
+
+
+def value_bytes(value: np.ndarray) -> bytes:
+    """Little-endian C-order bytes of an array (the strings joined for object arrays)."""
+    if value.dtype == object:
+        return b"".join(value.reshape(-1).tolist())
+    return np.ascontiguousarray(value).astype(value.dtype.newbyteorder("<")).tobytes()
+
+
+def sha256(value: np.ndarray) -> str:
+    return hashlib.sha256(value_bytes(value)).hexdigest()
+
+
+def assert_identical(got: np.ndarray, want: np.ndarray, name: str = "") -> None:
+    """Same dtype, shape and bytes (so NaN payloads and signed zeros count)."""
+    assert got.dtype == want.dtype, f"{name}: dtype {got.dtype}, expected {want.dtype}"
+    assert got.shape == want.shape, f"{name}: shape {got.shape}, expected {want.shape}"
+    if want.dtype == object:
+        assert got.reshape(-1).tolist() == want.reshape(-1).tolist(), name
+    else:
+        assert value_bytes(got) == value_bytes(want), f"{name}: values differ"
