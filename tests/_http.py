@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -80,7 +81,7 @@ class FileServer:
         self._faults: dict[str, list[Fault]] = {}
         self._lock = threading.Lock()
         self.requests: list[Request] = []
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.owner = self
         self._thread = threading.Thread(
@@ -141,6 +142,13 @@ class FileServer:
 
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        # A client that hangs up (killed on purpose, or done after an error) is no server error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

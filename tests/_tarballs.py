@@ -27,6 +27,7 @@ from zoo.registry import shipped_registry_path
 
 __all__ = [
     "Tarball",
+    "describe",
     "make_tarball",
     "release_tarball",
     "sha256_file",
@@ -50,13 +51,20 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _described(path: Path) -> Tarball:
+def describe(path: Path) -> Tarball:
+    """Path, size and sha256 of an existing file."""
     return Tarball(path, path.stat().st_size, sha256_file(path))
 
 
-def make_tarball(path: Path, members: Mapping[str, bytes | Path], *, gzip: bool = True) -> Tarball:
-    """A tarball of regular files ``{member name: bytes or file to copy}``, in this order."""
-    options = {"compresslevel": 1} if gzip else {}  # level 1: random weights do not compress
+def make_tarball(
+    path: Path, members: Mapping[str, bytes | Path], *, gzip: bool = True, level: int = 1
+) -> Tarball:
+    """A tarball of regular files ``{member name: bytes or file to copy}``, in this order.
+
+    ``level`` is the gzip level; 0 (stored blocks, still a gzip stream with its CRC) keeps the
+    hundreds of MB of random test weights fast to pack: they would not compress anyway.
+    """
+    options = {"compresslevel": level} if gzip else {}
     with tarfile.open(path, "w:gz" if gzip else "w", **options) as tar:
         for name, content in members.items():
             if isinstance(content, Path):
@@ -66,7 +74,7 @@ def make_tarball(path: Path, members: Mapping[str, bytes | Path], *, gzip: bool 
                 info.size = len(content)
                 info.mode = 0o644
                 tar.addfile(info, io.BytesIO(content))
-    return _described(path)
+    return describe(path)
 
 
 def unsafe_tarball(path: Path, kind: str, wanted: str = "model.ckpt") -> Tarball:
@@ -102,7 +110,7 @@ def unsafe_tarball(path: Path, kind: str, wanted: str = "model.ckpt") -> Tarball
             add("pipe", type=tarfile.FIFOTYPE)
         else:
             raise ValueError(kind)
-    return _described(path)
+    return describe(path)
 
 
 # --------------------------------------------------------------------------- real layouts
@@ -146,21 +154,28 @@ def release_tarball(
         members[other] = f"dummy {other} of the test release\n".encode()
     for member in release.files:
         members[member] = work / member
-    tarball = make_tarball(directory / (file_name or release.tarball), members)
+    tarball = make_tarball(directory / (file_name or release.tarball), members, level=0)
     for member in release.files:
         (work / member).unlink()
     return tarball
 
 
-def write_registry(path: Path, releases: Mapping[str, Mapping[str, object]]) -> Path:
+def write_registry(
+    path: Path,
+    releases: Mapping[str, Mapping[str, object] | None],
+    extra: Mapping[str, dict] | None = None,
+) -> Path:
     """A registry file with the shipped entries of ``releases``' models, their ``release``
-    fields updated from ``releases[name]`` (e.g. ``url``, ``size``, ``sha256``)."""
+    fields updated from ``releases[name]`` (e.g. ``url``, ``size``, ``sha256``; ``None`` keeps
+    the entry as shipped), plus the complete ``extra`` entries."""
     shipped = json.loads(shipped_registry_path().read_text())
     models = {}
     for name, changes in releases.items():
         entry = copy.deepcopy(shipped["models"][name])
-        entry["release"].update(changes)
+        if changes:
+            entry["release"].update(changes)
         models[name] = entry
+    models.update(extra or {})
     document = {**shipped, "models": models}
     path.write_text(json.dumps(document, indent=1))
     return path

@@ -130,9 +130,11 @@ def download_weights(
             log.warning("cache entry of %s is invalid (%s): rebuilding it", name, state.problem)
         cache.remove_entry(key)
         cache.remove_temporaries(key)
-        tarball, sha256, source = _obtain_tarball(info, cache, settings, progress, recorded)
+        tarball, tarball_hash, source, origin = _obtain_tarball(
+            info, cache, settings, progress, recorded
+        )
         try:
-            _build_entry(cache, key, info, tarball, sha256, source, use_ema)
+            _build_entry(cache, key, info, tarball, tarball_hash, source, use_ema, origin)
         finally:
             if not settings.keep_tarballs:
                 tarball.unlink(missing_ok=True)
@@ -183,7 +185,7 @@ def import_tarball(
         source = "registry" if info.release.sha256 else ("recorded" if expected else "observed")
         cache.remove_entry(key)
         cache.remove_temporaries(key)
-        _build_entry(cache, key, info, path, (sha256, size), source, use_ema, origin=str(path))
+        _build_entry(cache, key, info, path, (sha256, size), source, use_ema, str(path))
     return cache.weights_path(key)
 
 
@@ -283,10 +285,11 @@ def _obtain_tarball(
     settings: config.Settings,
     progress: bool | hub.ProgressCallback,
     recorded: str | None,
-) -> tuple[Path, tuple[str, int], str]:
+) -> tuple[Path, tuple[str, int], str, str]:
     """A verified tarball in the cache: kept from earlier, or downloaded now.
 
-    Returns its path, ``(sha256, size)`` and where the expected hash came from.
+    Returns its path, ``(sha256, size)``, where the expected hash came from, and the URL (or
+    file) it came from.
     """
     release = info.release
     expected = release.sha256 or recorded
@@ -297,7 +300,7 @@ def _obtain_tarball(
         if dest.exists():
             size, sha256 = dest.stat().st_size, hub.sha256_of_file(dest)
             if (release.size in (None, size)) and expected in (None, sha256):
-                return dest, (sha256, size), source
+                return dest, (sha256, size), source, str(dest)
             log.warning("%s does not match the registry: deleting it", dest)
             dest.unlink()
         if settings.offline:
@@ -315,7 +318,7 @@ def _obtain_tarball(
             progress=progress,
             description=info.name,
         )
-        return got.path, (got.sha256, got.size), source
+        return got.path, (got.sha256, got.size), source, url
 
 
 def _build_entry(
@@ -326,8 +329,7 @@ def _build_entry(
     tarball_hash: tuple[str, int],
     sha256_source: str,
     use_ema: bool,
-    *,
-    origin: str | None = None,
+    origin: str,
 ) -> None:
     """Extract the checkpoint, convert it, and commit the entry (with the entry lock held)."""
     from . import __version__
@@ -365,7 +367,7 @@ def _build_entry(
             "ema_shadows_used": list(conversion.ema),
             "ignored_tensors": list(conversion.ignored),
             "source_url": release.url,
-            "imported_from": origin,
+            "obtained_from": origin,  # the URL after ZOO_MIRROR, or the imported file
             "tarball": release.tarball,
             "tarball_sha256": sha256,
             "tarball_sha256_source": sha256_source,
