@@ -21,9 +21,11 @@ from .errors import (
     UnknownModelError,
     ZooError,
 )
+from .labels import imagenet_labels
 from .models import list_models, load
 from .pretrained import CacheInfo, cache_info, download_weights, import_tarball
 from .registry import ModelInfo, list_pretrained, model_info
+from .transforms import get_transform
 
 __version__ = "0.1.0"
 
@@ -45,6 +47,8 @@ __all__ = [
     "__version__",
     "cache_info",
     "download_weights",
+    "get_transform",
+    "imagenet_labels",
     "import_tarball",
     "list_models",
     "list_pretrained",
