@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import time
@@ -203,3 +204,43 @@ def test_lock_held_by_a_live_process_times_out_with_a_clear_error(zoo_env):
     finally:
         child.kill()
         child.wait()
+
+
+# --------------------------------------------------------------------------- streaming writer
+
+
+def test_streaming_writer_copies_strided_views_block_by_block(tmp_path, monkeypatch):
+    import zoo.safetensors_stream as stream
+
+    monkeypatch.setattr(stream, "_BLOCK_BYTES", 64)  # many blocks even for small tensors
+    rng = np.random.default_rng(0)
+    hwio = rng.standard_normal((3, 3, 5, 7)).astype(np.float32)
+    arrays = {
+        "conv.weight": hwio.transpose(3, 2, 0, 1),  # the CONV layout view, not contiguous
+        "fc.weight": rng.standard_normal((6, 4)).astype(np.float16),  # cast to float32
+        "bn.num_batches_tracked": np.zeros((), np.int64),
+        "empty": np.zeros((0, 3), np.float32),
+    }
+    specs = [
+        TensorSpec("conv.weight", np.dtype(np.float32), (7, 5, 3, 3)),
+        TensorSpec("fc.weight", np.dtype(np.float32), (6, 4)),
+        TensorSpec("bn.num_batches_tracked", np.dtype(np.int64), ()),
+        TensorSpec("empty", np.dtype(np.float32), (0, 3)),
+    ]
+    path = tmp_path / "w.safetensors"
+    size, sha = write_streaming(path, specs, iter(arrays.values()), {"model": "x"})
+    assert size == path.stat().st_size
+    assert sha == hashlib.sha256(path.read_bytes()).hexdigest()
+    loaded = {name: t.numpy() for name, t in load_file(path).items()}
+    for spec in specs:
+        got = loaded[spec.name]
+        assert got.dtype == spec.dtype and got.shape == spec.shape
+        assert np.array_equal(got, arrays[spec.name].astype(spec.dtype))
+
+
+def test_streaming_writer_refuses_a_wrong_shape_or_kind(tmp_path):
+    spec = [TensorSpec("a", np.dtype(np.float32), (4,))]
+    with pytest.raises(ValueError, match="header says"):
+        write_streaming(tmp_path / "x.safetensors", spec, [np.ones(5, np.float32)])
+    with pytest.raises(ValueError, match="header says"):
+        write_streaming(tmp_path / "y.safetensors", spec, [np.ones(4, np.complex64)])

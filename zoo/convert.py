@@ -79,8 +79,9 @@ def convert_to_safetensors(
         for spec in specs:
             if spec.name in plan:
                 source, layout = plan[spec.name]
-                value = layout.to_torch(np.asarray(checkpoint[source]))
-                yield np.ascontiguousarray(value, dtype=spec.dtype)
+                # a view in torch layout: the writer copies it block by block (and casts, e.g.
+                # a float16 checkpoint), so one tensor is in memory at a time, and once
+                yield layout.to_torch(np.asarray(checkpoint[source]))
             elif spec.name.endswith("num_batches_tracked"):
                 yield np.zeros(spec.shape, spec.dtype)  # torch's count, not stored by TF
             else:  # pragma: no cover - tf_mapping covers every other parameter and buffer

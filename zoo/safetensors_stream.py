@@ -58,7 +58,8 @@ def write_streaming(
 ) -> tuple[int, str]:
     """Write ``arrays`` (one per spec, in order, produced lazily) to ``path``.
 
-    Each array must have exactly its spec's shape and dtype. The file is flushed and fsynced.
+    Each array must have its spec's shape, and a dtype of the same kind (cast while writing);
+    it may be a strided view (written block by block). The file is flushed and fsynced.
     Returns ``(file size, sha256 hex of the file)``.
     """
     header: dict[str, object] = {}
@@ -86,15 +87,8 @@ def write_streaming(
         emit(struct.pack("<Q", len(blob)))
         emit(blob)
         for spec, array in zip(specs, arrays, strict=True):
-            if array.shape != spec.shape or array.dtype != spec.dtype:
-                raise ValueError(
-                    f"{spec.name}: got {array.dtype}{list(array.shape)}, "
-                    f"the header says {spec.dtype}{list(spec.shape)}"
-                )
-            data = np.ascontiguousarray(array)
-            if data.dtype.byteorder == ">":  # pragma: no cover - big-endian hosts
-                data = data.astype(data.dtype.newbyteorder("<"))
-            emit(memoryview(data.reshape(-1).view(np.uint8)))
+            for block in _blocks(spec, array):
+                emit(memoryview(block.reshape(-1).view(np.uint8)))
         out.flush()
         os.fsync(out.fileno())
         size = out.tell()
@@ -102,6 +96,32 @@ def write_streaming(
     if size != expected:  # pragma: no cover - would be a bug above
         raise AssertionError(f"wrote {size} bytes to {path}, expected {expected}")
     return size, hasher.hexdigest()
+
+
+_BLOCK_BYTES = 16 << 20
+
+
+def _blocks(spec: TensorSpec, array: np.ndarray) -> Iterable[np.ndarray]:
+    """``array`` as C-ordered little-endian blocks of ``spec.dtype``.
+
+    A contiguous array of the right dtype is written as it is; a strided view (a transposed
+    conv kernel) or another dtype is copied a few rows at a time, so the extra memory is a
+    16 MiB block, not a second copy of the tensor.
+    """
+    same_kind = np.can_cast(array.dtype, spec.dtype, "same_kind")
+    if array.shape != spec.shape or not same_kind:
+        raise ValueError(
+            f"{spec.name}: got {array.dtype}{list(array.shape)}, "
+            f"the header says {spec.dtype}{list(spec.shape)}"
+        )
+    target = spec.dtype.newbyteorder("<")
+    if array.ndim == 0 or (array.dtype == target and array.flags.c_contiguous):
+        yield np.ascontiguousarray(array, dtype=target)
+        return
+    row_bytes = max(1, spec.nbytes // max(1, array.shape[0]))
+    step = max(1, _BLOCK_BYTES // row_bytes)
+    for start in range(0, array.shape[0], step):
+        yield np.ascontiguousarray(array[start : start + step], dtype=target)
 
 
 def read_header(path: Path) -> dict[str, dict]:
