@@ -192,6 +192,29 @@ def test_use_ema_false_is_a_separate_entry_with_the_raw_variables(served, tiny_r
     assert not zoo.cache_info(_tinynet.NAME).complete  # the EMA entry is another one
 
 
+def test_kept_tarball_serves_the_other_entry_without_a_download(served, zoo_env, monkeypatch):
+    monkeypatch.setenv("ZOO_KEEP_TARBALLS", "1")
+    zoo.download_weights(_tinynet.NAME)
+    info = zoo.cache_info(_tinynet.NAME)
+    assert info.tarball == zoo_env / "downloads" / _tinynet.TARBALL
+    zoo.download_weights(_tinynet.NAME, use_ema=False, offline=True)  # from the kept tarball
+    assert len(served.gets) == 1
+    assert zoo.cache_info(_tinynet.NAME, use_ema=False).complete
+
+
+def test_release_that_does_not_fit_the_network_caches_nothing(served, zoo_env):
+    entry = _tinynet.registry_entry(
+        served.server.url(TINY_PATH), served.tarball.size, served.tarball.sha256
+    )
+    entry["num_classes"] = 12  # the checkpoint's classifier has 10
+    served.write_registry(extra={_tinynet.NAME: entry})
+    with pytest.raises(zoo.MappingError) as info:
+        zoo.load(_tinynet.NAME, pretrained=True)
+    message = str(info.value)
+    assert _tinynet.TARBALL in message and "12 classes" in message and "TinyNet/Logits" in message
+    assert cache_listing(zoo_env) == []
+
+
 def test_download_weights_returns_the_cached_safetensors(served, tiny_release, zoo_env):
     seen = []
     path = zoo.download_weights(_tinynet.NAME, progress=lambda done, total: seen.append(done))

@@ -112,7 +112,8 @@ class Cache:
         """Hold the inter-process lock ``locks/<name>.lock``; ``doing`` says what the holder does
         (for the messages)."""
         path = self.locks_dir / f"{name}.lock"
-        lock = filelock.FileLock(str(path))
+        # mode 0o666 (less the umask): a cache shared by several users stays lockable by all
+        lock = filelock.FileLock(str(path), mode=0o666)
         deadline = time.monotonic() + timeout
         said = False
         while True:

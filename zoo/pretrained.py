@@ -36,6 +36,7 @@ from .cache import SIDECAR_FORMAT, SIDECAR_VERSION, Cache, EntryState
 from .convert import MAPPING_VERSION, convert_to_safetensors
 from .errors import (
     ChecksumError,
+    MappingError,
     NoWeightsError,
     OfflineError,
     UnknownModelError,
@@ -130,14 +131,18 @@ def download_weights(
             log.warning("cache entry of %s is invalid (%s): rebuilding it", name, state.problem)
         cache.remove_entry(key)
         cache.remove_temporaries(key)
-        tarball, tarball_hash, source, origin = _obtain_tarball(
-            info, cache, settings, progress, recorded
-        )
-        try:
-            _build_entry(cache, key, info, tarball, tarball_hash, source, use_ema, origin)
-        finally:
-            if not settings.keep_tarballs:
-                tarball.unlink(missing_ok=True)
+        # The tarball's own lock (entries with and without EMA share it) is held until the
+        # conversion is done and the tarball deleted, so no other entry reads it meanwhile.
+        download_lock = f"download.{info.release.tarball}"
+        with cache.lock(download_lock, settings.lock_timeout, f"downloading {info.name}"):
+            tarball, tarball_hash, source, origin = _obtain_tarball(
+                info, cache, settings, progress, recorded
+            )
+            try:
+                _build_entry(cache, key, info, tarball, tarball_hash, source, use_ema, origin)
+            finally:
+                if not settings.keep_tarballs:
+                    tarball.unlink(missing_ok=True)
     return cache.weights_path(key)
 
 
@@ -286,7 +291,8 @@ def _obtain_tarball(
     progress: bool | hub.ProgressCallback,
     recorded: str | None,
 ) -> tuple[Path, tuple[str, int], str, str]:
-    """A verified tarball in the cache: kept from earlier, or downloaded now.
+    """A verified tarball in the cache: kept from earlier, or downloaded now (call with the
+    tarball's lock held).
 
     Returns its path, ``(sha256, size)``, where the expected hash came from, and the URL (or
     file) it came from.
@@ -296,29 +302,28 @@ def _obtain_tarball(
     source = "registry" if release.sha256 else ("recorded" if recorded else "observed")
     dest = cache.tarball_path(release.tarball)
     url = config.apply_mirror(release.url, settings.mirror)
-    with cache.lock(f"download.{release.tarball}", settings.lock_timeout, f"downloading {url}"):
-        if dest.exists():
-            size, sha256 = dest.stat().st_size, hub.sha256_of_file(dest)
-            if (release.size in (None, size)) and expected in (None, sha256):
-                return dest, (sha256, size), source, str(dest)
-            log.warning("%s does not match the registry: deleting it", dest)
-            dest.unlink()
-        if settings.offline:
-            raise OfflineError(
-                f"{info.name}: the kept tarball {dest} was invalid and offline mode is on; "
-                "copy a good one and use zoo.import_tarball(path)"
-            )
-        log.info("downloading %s", url)
-        got = hub.download(
-            url,
-            dest,
-            settings=settings,
-            size=release.size,
-            sha256=expected,
-            progress=progress,
-            description=info.name,
+    if dest.exists():
+        size, sha256 = dest.stat().st_size, hub.sha256_of_file(dest)
+        if (release.size in (None, size)) and expected in (None, sha256):
+            return dest, (sha256, size), source, str(dest)
+        log.warning("%s does not match the registry: deleting it", dest)
+        dest.unlink()
+    if settings.offline:
+        raise OfflineError(
+            f"{info.name}: the kept tarball {dest} was invalid and offline mode is on; "
+            "copy a good one and use zoo.import_tarball(path)"
         )
-        return got.path, (got.sha256, got.size), source, url
+    log.info("downloading %s", url)
+    got = hub.download(
+        url,
+        dest,
+        settings=settings,
+        size=release.size,
+        sha256=expected,
+        progress=progress,
+        description=info.name,
+    )
+    return got.path, (got.sha256, got.size), source, url
 
 
 def _build_entry(
@@ -352,6 +357,12 @@ def _build_entry(
                 use_ema=use_ema,
                 metadata={"format": "pt", "slimzoo_model": info.name, "source_sha256": sha256},
             )
+        except MappingError as exc:
+            raise MappingError(
+                f"the release of {info.name} ({release.tarball}, sha256 {sha256}) does not fit "
+                f"the network {info.architecture!r} with {info.num_classes} classes; check the "
+                f"registry entry (ZOO_REGISTRY?). {exc}"
+            ) from None
         finally:
             close = getattr(checkpoint, "close", None)
             if callable(close):
