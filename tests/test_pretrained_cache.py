@@ -163,18 +163,18 @@ def test_remove_entry_deletes_the_sidecar_first(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- locks
 
+# The holder uses filelock directly on the lock file Cache.lock uses: starting it stays fast
+# (no torch import), and what is tested is Cache.lock's behaviour towards another process.
 HOLD_LOCK = """
-    import sys, time
-    from pathlib import Path
-    from zoo.cache import Cache
-    with Cache(Path({root!r})).lock("m", 5, "testing"):
+    import time, filelock
+    with filelock.FileLock({path!r}):
         print("locked", flush=True)
         time.sleep(600)
 """
 
 
-def _holder(root):
-    child = spawn(HOLD_LOCK.format(root=str(root)))
+def _holder(cache):
+    child = spawn(HOLD_LOCK.format(path=str(cache.locks_dir / "m.lock")))
     assert child.stdout.readline().strip() == "locked", child.communicate()
     return child
 
@@ -182,7 +182,7 @@ def _holder(root):
 def test_lock_of_a_killed_holder_is_free_at_once(zoo_env):
     cache = Cache(zoo_env)
     cache.ensure_dirs()
-    child = _holder(zoo_env)
+    child = _holder(cache)
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert (cache.locks_dir / "m.lock").exists()  # the file stays; the OS lock does not
@@ -195,7 +195,7 @@ def test_lock_of_a_killed_holder_is_free_at_once(zoo_env):
 def test_lock_held_by_a_live_process_times_out_with_a_clear_error(zoo_env):
     cache = Cache(zoo_env)
     cache.ensure_dirs()
-    child = _holder(zoo_env)
+    child = _holder(cache)
     try:
         with pytest.raises(zoo.CacheError) as info, cache.lock("m", 0.3, "converting m"):
             pass
