@@ -172,6 +172,11 @@ def test_no_server_listening_fails_after_bounded_retries(zoo_env, tmp_path):
     assert time.monotonic() - start < 60  # bounded (generous: a loaded CI machine)
 
 
+def test_malformed_url_fails_at_once(zoo_env, tmp_path):
+    with pytest.raises(zoo.DownloadError, match="invalid download URL"):
+        fetch("http://127.0.0.1:99999999/x.tar.gz", tmp_path / "x.tar.gz")
+
+
 def test_persistent_503_is_retried_a_bounded_number_of_times(server, zoo_env, tmp_path):
     server.script(PATH, *[Fault(status=503)] * 10)
     with pytest.raises(zoo.DownloadError, match="HTTP 503"):
