@@ -72,9 +72,9 @@ def _reference_tensors(arch: str) -> dict:
     return tensors
 
 
-def _build_release(name: str, work: Path) -> tuple[Path, int]:
-    """The release tarball of ``name`` with the reference weights; returns it and the checkpoint
-    size in bytes."""
+def _build_release(name: str, work: Path, level: int) -> tuple[Path, int]:
+    """The release tarball of ``name`` with the reference weights (gzip ``level``); returns it
+    and the checkpoint size in bytes."""
     import zoo
     from zoo.checkpoint import write_v1, write_v2
 
@@ -84,7 +84,7 @@ def _build_release(name: str, work: Path) -> tuple[Path, int]:
     ckpt = contents / release.checkpoint
     (write_v1 if release.format == "v1" else write_v2)(ckpt, _reference_tensors(name))
     tarball = work / release.tarball
-    with tarfile.open(tarball, "w:gz", compresslevel=1) as tar:
+    with tarfile.open(tarball, "w:gz", compresslevel=level) as tar:
         for other in release.other_files or ():
             data = contents / other
             data.write_bytes(b"graph " * 100_000)  # stand-ins for eval.graph / train.graph
@@ -187,7 +187,8 @@ def run(quick: bool = False) -> str:
     name = _pick_model(quick)
     rounds = 1 if quick else 3
     work = Path(tempfile.mkdtemp(prefix="bench_pretrained_"))
-    tarball, ckpt_bytes = _build_release(name, work)
+    level = 0 if quick else 1  # --quick: stored gzip blocks, fast to build (a smoke test)
+    tarball, ckpt_bytes = _build_release(name, work, level)
     registry = _registry_for(name, tarball, work / "registry.json")
     os.environ["ZOO_REGISTRY"] = str(registry)
     model_bytes = sum(
@@ -281,7 +282,7 @@ def run(quick: bool = False) -> str:
             "### Pretrained weights: tarball → cached safetensors, and the warm load",
             "",
             f"Model: {name} ({ckpt_bytes / 2**20:.0f} MB checkpoint, {model_bytes / 2**20:.0f} MB "
-            f"torch state, tarball {tarball_mb:.0f} MB, gzip level 1), "
+            f"torch state, tarball {tarball_mb:.0f} MB, gzip level {level}), "
             f"reference weights in the release layout.{note} Each conversion runs in a fresh "
             f"process ({rounds} run(s), median time, maximum RSS); {threads} torch threads and "
             f"{threads} TF intra/inter-op threads. RSS increase = peak minus the process after "

