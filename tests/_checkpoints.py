@@ -44,3 +44,23 @@ def assert_identical(got: np.ndarray, want: np.ndarray, name: str = "") -> None:
         assert got.reshape(-1).tolist() == want.reshape(-1).tolist(), name
     else:
         assert value_bytes(got) == value_bytes(want), f"{name}: values differ"
+
+
+def rewrite_index(prefix: Path, change: dict[str, dict[str, Any]]) -> None:
+    """Rewrite a V2 index with fields of some entries replaced (e.g. ``{"w": {"dtype": 99}}``)."""
+    from zoo.checkpoint import proto, sstable
+    from zoo.checkpoint.source import FileSource
+
+    index = prefix.with_name(prefix.name + ".index")
+    source = FileSource(index)
+    items = list(sstable.Table(source).items())
+    source.close()
+    with open(index, "wb") as f:
+        table = sstable.TableWriter(f)
+        for key, value in items:
+            name = key.decode("utf-8", "surrogateescape")
+            if name in change:
+                entry = proto.BundleEntry.decode(value)
+                value = proto.BundleEntry(**{**entry.__dict__, **change[name]}).encode()
+            table.add(key, value)
+        table.finish()

@@ -71,7 +71,7 @@ def write_tf_checkpoint(
     ``zoo.open_checkpoint`` (the V1 file, or the V2 prefix). Eager ops: no graph constants, so
     checkpoints of any size are written at disk speed."""
     tf, _ = tensorflow
-    names = list(weights)
+    names = sorted(weights)  # the order Saver writes them in (data file layout)
     tensors = [tf.constant(np.asarray(weights[n])) for n in names]
     Path(prefix).parent.mkdir(parents=True, exist_ok=True)
     if version == "v1":

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import CheckpointError
 from .slices import TensorSlice
-from .source import BytesSource, Source
+from .source import Source
 
 __all__ = [
     "BundleEntry",
@@ -70,6 +70,8 @@ def encode_varint(value: int) -> bytes:
 
 def decode_varint(buf: bytes, pos: int) -> tuple[int, int]:
     """``(value, position after it)``; at most 10 bytes."""
+    if pos < len(buf) and buf[pos] < 0x80:  # the common one-byte case, first
+        return buf[pos], pos + 1
     value = shift = 0
     for i in range(pos, min(pos + 10, len(buf))):
         byte = buf[i]
@@ -135,42 +137,79 @@ class Field(NamedTuple):
 
 
 def scan(source: Source, start: int, end: int) -> Iterator[Field]:
-    """The fields of the message in ``source[start:end]``, without reading LEN payloads."""
+    """The fields of the message in ``source[start:end]``, without reading LEN payloads.
+
+    Field headers are parsed from a small read-ahead (``head``), re-read only when the next
+    header may not lie inside it: a record holding a 400 MB tensor costs one small read.
+    """
     pos = start
+    head_at, head = start, b""
     while pos < end:
-        head = source.read(pos, min(end - pos, 20), "a protobuf field")
-        tag, p = decode_varint(head, 0)
+        p = pos - head_at
+        if p + 20 > len(head) and head_at + len(head) < end:
+            head_at, head, p = pos, source.read(pos, min(end - pos, 1024), "a protobuf field"), 0
+        tag, p = decode_varint(head, p)
         number, wire = tag >> 3, tag & 7
         if wire == VARINT:
-            value, p = decode_varint(head, p)
-            yield Field(number, wire, value, pos, p)
-            pos += p
+            value, q = decode_varint(head, p)
+            yield Field(number, wire, value, head_at + p, q - p)
         elif wire == LEN:
-            length, p = decode_varint(head, p)
-            if pos + p + length > end:
+            length, q = decode_varint(head, p)
+            if head_at + q + length > end:
                 raise ProtoError(f"field {number} runs past the end of its message")
-            yield Field(number, wire, 0, pos + p, length)
-            pos += p + length
+            yield Field(number, wire, 0, head_at + q, length)
+            q += length
         elif wire in (FIXED32, FIXED64):
             size = 4 if wire == FIXED32 else 8
             if p + size > len(head):
                 raise ProtoError(f"fixed-size field {number} runs past the end of its message")
-            yield Field(number, wire, int.from_bytes(head[p : p + size], "little"), pos, p + size)
-            pos += p + size
+            yield Field(
+                number, wire, int.from_bytes(head[p : p + size], "little"), head_at + p, size
+            )
+            q = p + size
         else:
             raise ProtoError(f"unsupported wire type {wire} (field {number})")
+        pos = head_at + q
     if pos != end:
         raise ProtoError("message overruns its length")
 
 
-def fields(buf: bytes) -> Iterator[tuple[Field, bytes]]:
-    """The fields of an in-memory message, each with its payload bytes (b'' for scalars)."""
-    source = BytesSource(buf, path=_IN_MEMORY)
-    for f in scan(source, 0, len(buf)):
-        yield f, (buf[f.offset : f.offset + f.length] if f.wire == LEN else b"")
-
-
-_IN_MEMORY = "<message>"
+def fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
+    """``(number, wire type, value)`` of each field of an in-memory message; ``value`` is an
+    int, or the payload bytes of a LEN field. (A tight loop: indexes are parsed per variable.)"""
+    pos, end = 0, len(buf)
+    try:
+        while pos < end:
+            tag = buf[pos]
+            pos += 1
+            if tag >= 0x80:
+                tag, pos = decode_varint(buf, pos - 1)
+            number, wire = tag >> 3, tag & 7
+            if wire == VARINT:
+                value = buf[pos]
+                pos += 1
+                if value >= 0x80:
+                    value, pos = decode_varint(buf, pos - 1)
+                yield number, wire, value
+            elif wire == LEN:
+                length = buf[pos]
+                pos += 1
+                if length >= 0x80:
+                    length, pos = decode_varint(buf, pos - 1)
+                if pos + length > end:
+                    raise ProtoError(f"field {number} runs past the end of its message")
+                yield number, wire, buf[pos : pos + length]
+                pos += length
+            elif wire in (FIXED32, FIXED64):
+                size = 4 if wire == FIXED32 else 8
+                if pos + size > end:
+                    raise ProtoError(f"fixed-size field {number} runs past the end of its message")
+                yield number, wire, int.from_bytes(buf[pos : pos + size], "little")
+                pos += size
+            else:
+                raise ProtoError(f"unsupported wire type {wire} (field {number})")
+    except IndexError:
+        raise ProtoError("message ends in the middle of a field") from None
 
 
 def _tag(number: int, wire: int) -> bytes:
@@ -201,16 +240,16 @@ def fixed32_field(number: int, value: int) -> bytes:
 
 def decode_shape(buf: bytes) -> tuple[int, ...]:
     dims = []
-    for f, payload in fields(buf):
-        if f.number == 2 and f.wire == LEN:
+    for number, wire, value in fields(buf):
+        if number == 2 and wire == LEN:
             size = 0
-            for g, _ in fields(payload):
-                if g.number == 1 and g.wire == VARINT:
-                    size = signed64(g.value)
+            for g_number, g_wire, g_value in fields(value):
+                if g_number == 1 and g_wire == VARINT:
+                    size = signed64(g_value)
             if size < 0:
                 raise ProtoError(f"tensor shape with an unknown dimension ({size})")
             dims.append(size)
-        elif f.number == 3 and f.value:
+        elif number == 3 and value:
             raise ProtoError("tensor shape of unknown rank")
     return tuple(dims)
 
@@ -221,14 +260,14 @@ def encode_shape(shape: tuple[int, ...]) -> bytes:
 
 def decode_slice(buf: bytes) -> TensorSlice:
     extents = []
-    for f, payload in fields(buf):
-        if f.number == 1 and f.wire == LEN:
+    for number, wire, value in fields(buf):
+        if number == 1 and wire == LEN:
             start, length = 0, None
-            for g, _ in fields(payload):
-                if g.number == 1 and g.wire == VARINT:
-                    start = signed64(g.value)
-                elif g.number == 2 and g.wire == VARINT:
-                    length = signed64(g.value)
+            for g_number, g_wire, g_value in fields(value):
+                if g_number == 1 and g_wire == VARINT:
+                    start = signed64(g_value)
+                elif g_number == 2 and g_wire == VARINT:
+                    length = signed64(g_value)
             extents.append((start, length))
     return TensorSlice(tuple(extents))
 
@@ -255,18 +294,18 @@ class VersionDef:
     def decode(cls, buf: bytes) -> VersionDef:
         producer = min_consumer = 0
         bad: list[int] = []
-        for f, payload in fields(buf):
-            if f.number == 1 and f.wire == VARINT:
-                producer = signed64(f.value)
-            elif f.number == 2 and f.wire == VARINT:
-                min_consumer = signed64(f.value)
-            elif f.number == 3 and f.wire == VARINT:
-                bad.append(signed64(f.value))
-            elif f.number == 3 and f.wire == LEN:  # packed
+        for number, wire, value in fields(buf):
+            if number == 1 and wire == VARINT:
+                producer = signed64(value)
+            elif number == 2 and wire == VARINT:
+                min_consumer = signed64(value)
+            elif number == 3 and wire == VARINT:
+                bad.append(signed64(value))
+            elif number == 3 and wire == LEN:  # packed
                 pos = 0
-                while pos < len(payload):
-                    value, pos = decode_varint(payload, pos)
-                    bad.append(signed64(value))
+                while pos < len(value):
+                    item, pos = decode_varint(value, pos)
+                    bad.append(signed64(item))
         return cls(producer, min_consumer, tuple(bad))
 
     def encode(self) -> bytes:
@@ -289,13 +328,13 @@ class BundleHeader:
     @classmethod
     def decode(cls, buf: bytes) -> BundleHeader:
         num_shards, endianness, version = 0, 0, VersionDef()
-        for f, payload in fields(buf):
-            if f.number == 1 and f.wire == VARINT:
-                num_shards = signed64(f.value)
-            elif f.number == 2 and f.wire == VARINT:
-                endianness = f.value
-            elif f.number == 3 and f.wire == LEN:
-                version = VersionDef.decode(payload)
+        for number, wire, value in fields(buf):
+            if number == 1 and wire == VARINT:
+                num_shards = signed64(value)
+            elif number == 2 and wire == VARINT:
+                endianness = value
+            elif number == 3 and wire == LEN:
+                version = VersionDef.decode(value)
         return cls(num_shards, endianness, version)
 
     def encode(self) -> bytes:
@@ -323,15 +362,15 @@ class BundleEntry:
         values = {"dtype": 0, "shape": (), "shard_id": 0, "offset": 0, "size": 0, "crc32c": 0}
         slices = []
         names = {1: "dtype", 3: "shard_id", 4: "offset", 5: "size"}
-        for f, payload in fields(buf):
-            if f.number in names and f.wire == VARINT:
-                values[names[f.number]] = signed64(f.value)
-            elif f.number == 2 and f.wire == LEN:
-                values["shape"] = decode_shape(payload)
-            elif f.number == 6 and f.wire == FIXED32:
-                values["crc32c"] = f.value
-            elif f.number == 7 and f.wire == LEN:
-                slices.append(decode_slice(payload))
+        for number, wire, value in fields(buf):
+            if number in names and wire == VARINT:
+                values[names[number]] = signed64(value)
+            elif number == 2 and wire == LEN:
+                values["shape"] = decode_shape(value)
+            elif number == 6 and wire == FIXED32:
+                values["crc32c"] = value
+            elif number == 7 and wire == LEN:
+                slices.append(decode_slice(value))
         return cls(**values, slices=tuple(slices))
 
     def encode(self) -> bytes:
@@ -360,15 +399,15 @@ class SavedSliceMeta:
     @classmethod
     def decode(cls, buf: bytes) -> SavedSliceMeta:
         name, shape, dtype, slices = "", (), 0, []
-        for f, payload in fields(buf):
-            if f.number == 1 and f.wire == LEN:
-                name = payload.decode("utf-8", "surrogateescape")
-            elif f.number == 2 and f.wire == LEN:
-                shape = decode_shape(payload)
-            elif f.number == 3 and f.wire == VARINT:
-                dtype = f.value
-            elif f.number == 4 and f.wire == LEN:
-                slices.append(decode_slice(payload))
+        for number, wire, value in fields(buf):
+            if number == 1 and wire == LEN:
+                name = value.decode("utf-8", "surrogateescape")
+            elif number == 2 and wire == LEN:
+                shape = decode_shape(value)
+            elif number == 3 and wire == VARINT:
+                dtype = value
+            elif number == 4 and wire == LEN:
+                slices.append(decode_slice(value))
         return cls(name, shape, dtype, tuple(slices))
 
     def encode(self) -> bytes:
@@ -385,17 +424,17 @@ class SavedSliceMeta:
 def decode_saved_meta(buf: bytes) -> tuple[list[SavedSliceMeta], VersionDef] | None:
     """The ``meta`` of a V1 file's first record (``SavedTensorSlices``), or None if absent."""
     meta = None
-    for f, payload in fields(buf):
-        if f.number == 1 and f.wire == LEN:
-            meta = payload
+    for number, wire, value in fields(buf):
+        if number == 1 and wire == LEN:
+            meta = value
     if meta is None:
         return None
     tensors, versions = [], VersionDef()
-    for f, payload in fields(meta):
-        if f.number == 1 and f.wire == LEN:
-            tensors.append(SavedSliceMeta.decode(payload))
-        elif f.number == 2 and f.wire == LEN:
-            versions = VersionDef.decode(payload)
+    for number, wire, value in fields(meta):
+        if number == 1 and wire == LEN:
+            tensors.append(SavedSliceMeta.decode(value))
+        elif number == 2 and wire == LEN:
+            versions = VersionDef.decode(value)
     return tensors, versions
 
 

@@ -29,9 +29,10 @@ class CheckpointReader(Mapping[str, np.ndarray]):
     * Keys are the variable names, sorted; ``len``, iteration and ``in`` read no tensor data.
     * ``reader[name]`` reads one tensor and returns a new, writable, C-contiguous numpy array
       that the caller owns: nothing is cached or memory-mapped, so iterating over a checkpoint
-      holds one tensor at a time (plus what the caller keeps). Every read is checked against
-      the stored crc32c (V2: per tensor; V1: per table block); a mismatch raises
-      :class:`zoo.ChecksumError`.
+      holds one tensor at a time (plus what the caller keeps; ``for name, value in
+      reader.items()`` keeps the previous value until the next one is read). Every read is
+      checked against the stored crc32c (V2: per tensor; V1: per table block); a mismatch
+      raises :class:`zoo.ChecksumError`.
     * dtypes are those stored, except ``bfloat16`` (returned as exact float32) and ``string``
       (object arrays of ``bytes``; a scalar is a 0-d object array). :meth:`tf_dtype` names the
       stored TF dtype.
@@ -200,7 +201,7 @@ def find_checkpoints(directory: Path) -> list[Path]:
     """The checkpoints directly inside ``directory``: V2 prefixes, V1 files and V1 shard sets."""
     found: set[Path] = set()
     for p in sorted(directory.iterdir()):
-        if not p.is_file():
+        if not p.is_file() or p.name.startswith("."):  # incl. our writers' temporary files
             continue
         if p.name.endswith(".index"):
             found.add(p.with_name(p.name[: -len(".index")]))

@@ -93,6 +93,8 @@ def _num_increasing(value: int) -> bytes:
 
 def _string(data: bytes) -> bytes:
     # 0x00 and 0xff are escaped (as 00 ff and ff 00); 00 01 terminates the string
+    if b"\x00" not in data and b"\xff" not in data:
+        return data + b"\x00\x01"
     return _SPECIAL_BYTE.sub(lambda m: _ESCAPES[m.group()], data) + b"\x00\x01"
 
 
@@ -104,6 +106,8 @@ def _signed_increasing(value: int) -> bytes:
     # Length n is given by the bits needed (n bytes hold [-2**(7n-1), 2**(7n-1))); the value is
     # written big-endian in two's complement over n bytes, and its top n bits are flipped, so
     # that non-negative numbers start with 1-bits and order correctly as bytes.
+    if -64 <= value < 64:  # one byte: the common case (starts, lengths of whole dimensions)
+        return bytes([(value & 0xFF) ^ 0x80])
     magnitude = ~value if value < 0 else value
     n = magnitude.bit_length() // 7 + 1
     header = ((1 << n) - 1) << (8 * n - n)

@@ -18,6 +18,13 @@ class SnappyError(ValueError):
 
 
 def decompress(data: bytes) -> bytes:
+    try:
+        return _decompress(data)
+    except IndexError:
+        raise SnappyError("the compressed data ends in the middle of an element") from None
+
+
+def _decompress(data: bytes) -> bytes:
     length, pos = _varint(data, 0)
     out = bytearray()
     while pos < len(data):

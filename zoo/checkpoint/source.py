@@ -12,11 +12,15 @@ import os
 import threading
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import CheckpointError
+from .crc import crc32c
 
 __all__ = ["BytesSource", "FileSource", "Source"]
 
-_WINDOW = 64 * 1024
+_WINDOW = 4096  # enough for any record header; larger windows would copy tensor bytes twice
+_CRC_CHUNK = 1 << 20
 
 
 class Source:
@@ -28,7 +32,9 @@ class Source:
     def read(self, offset: int, size: int) -> bytes:
         raise NotImplementedError
 
-    def readinto(self, offset: int, out: memoryview) -> None:
+    def readinto(
+        self, offset: int, out: np.ndarray, what: str = "a tensor", crc: int | None = None
+    ) -> int | None:
         raise NotImplementedError
 
     def _check_range(self, offset: int, size: int, what: str) -> None:
@@ -91,10 +97,24 @@ class FileSource(Source):
             size -= len(chunk)
         return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
-    def readinto(self, offset: int, out: memoryview, what: str = "a tensor") -> None:
-        """Fill ``out`` (a writable byte buffer) with the bytes at ``offset``."""
-        out = memoryview(out).cast("B")
+    def readinto(
+        self, offset: int, out: np.ndarray, what: str = "a tensor", crc: int | None = None
+    ) -> int | None:
+        """Fill the flat uint8 array ``out`` with the bytes at ``offset``.
+
+        With ``crc`` given, also return the crc32c extended over those bytes, computed chunk by
+        chunk right after each chunk is read (while it is still in the CPU cache).
+        """
         self._check_range(offset, len(out), what)
+        step = _CRC_CHUNK if crc is not None else max(len(out), 1)
+        for start in range(0, len(out), step):
+            chunk = out[start : start + step]
+            self._fill(offset + start, chunk, what)
+            if crc is not None:
+                crc = crc32c(chunk, crc)
+        return crc
+
+    def _fill(self, offset: int, out: np.ndarray, what: str) -> None:
         done = 0
         while done < len(out):
             if self._fd < 0:
@@ -104,7 +124,7 @@ class FileSource(Source):
             else:  # pragma: no cover - platforms without preadv
                 chunk = self._pread(min(len(out) - done, 1 << 30), offset + done)
                 n = len(chunk)
-                out[done : done + n] = chunk
+                out[done : done + n] = np.frombuffer(chunk, np.uint8)
             if n <= 0:
                 raise CheckpointError(f"{self.path}: unexpected end of file reading {what}")
             done += n
@@ -114,7 +134,7 @@ class BytesSource(Source):
     """An in-memory buffer (a verified, possibly decompressed table block)."""
 
     def __init__(self, data: bytes, path: Path) -> None:
-        self.path = Path(path)
+        self.path = path  # for messages only
         self._data = data
         self.size = len(data)
 
@@ -122,7 +142,9 @@ class BytesSource(Source):
         self._check_range(offset, size, what)
         return bytes(self._data[offset : offset + size])
 
-    def readinto(self, offset: int, out: memoryview, what: str = "a tensor") -> None:
-        out = memoryview(out).cast("B")
+    def readinto(
+        self, offset: int, out: np.ndarray, what: str = "a tensor", crc: int | None = None
+    ) -> int | None:
         self._check_range(offset, len(out), what)
-        out[:] = self._data[offset : offset + len(out)]
+        out[:] = np.frombuffer(self._data, np.uint8, len(out), offset)
+        return None if crc is None else crc32c(out, crc)

@@ -15,11 +15,12 @@ LevelDB's design):
 * The index block has one entry per data block: a key >= every key in that block and < every
   key of the next one, and the block's handle. Keys compare as raw bytes.
 
-:class:`Table` reads a table lazily: small blocks are read whole and verified; in large blocks
-(one big tensor record each, usually) only the entry headers are read, the value is returned as
-a location, and the block's crc32c is verified once the caller has read the value into memory
-(:meth:`Table.verify`), so a 400 MB record is read exactly once. :class:`TableWriter` lays a
-table out exactly as TF's ``TableBuilder`` does.
+:class:`Table` reads a table lazily. Blocks up to 64 KiB are read whole, verified, parsed and
+cached. Of a larger block (usually one big tensor record) only the entry headers are read and
+the value is returned as a location; the block's crc32c is then computed while the caller reads
+the value into its array (:meth:`Table.read_checked`) or from what it read (:meth:`Table.verify`),
+so a 400 MB record is read exactly once. :class:`TableWriter` lays a table out exactly as TF's
+``TableBuilder`` does.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from __future__ import annotations
 import bisect
 import collections
 import struct
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -47,7 +50,8 @@ TRAILER_SIZE = 5
 BLOCK_SIZE = 256 * 1024  # TF's table::Options default
 RESTART_INTERVAL = 16
 
-_SMALL_BLOCK = 1 << 20  # blocks up to this size are read whole (and cached)
+_SMALL_BLOCK = 64 << 10  # blocks up to this size are read whole (and cached)
+_MANY_RECORDS_BLOCK = 1 << 20  # ... and blocks of small records up to this size
 _CACHED_BLOCKS = 4
 _VERIFY_CHUNK = 8 << 20
 
@@ -102,14 +106,14 @@ class Table:
             index_handle, _ = _decode_handle(footer, pos)
         except ProtoError as exc:
             raise CheckpointError(f"{self.path}: corrupt table footer ({exc})") from None
-        self._cache: collections.OrderedDict[int, bytes] = collections.OrderedDict()
+        self._cache: collections.OrderedDict[int, _LoadedBlock] = collections.OrderedDict()
+        self._cache_lock = threading.Lock()  # readers may be shared between threads
         self._verified: set[int] = set()
-        index = _Block(BytesSource(self._block_bytes(index_handle, "the index block"), self.path))
-        self._index_keys: list[bytes] = []
-        self._index_handles: list[BlockHandle] = []
-        for key, offset, length in index.entries():
-            handle, _ = _decode_handle(index.source.read(offset, length), 0)
-            self._index_keys.append(key)
+        index = self._load(index_handle, "the index block")
+        self._index_keys = list(index.entries)
+        self._index_handles = []
+        for offset, length in index.entries.values():
+            handle, _ = _decode_handle(index.data[offset : offset + length], 0)
             self._index_handles.append(handle)
 
     # ------------------------------------------------------------------ lookups
@@ -117,9 +121,9 @@ class Table:
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every ``(key, value)`` in key order (for tables of small values: V2 indexes)."""
         for handle in self._index_handles:
-            block = _Block(BytesSource(self._block_bytes(handle, "a data block"), self.path))
-            for key, offset, length in block.entries():
-                yield key, block.source.read(offset, length)
+            block = self._load(handle, "a data block")
+            for key, (offset, length) in block.entries.items():
+                yield key, block.data[offset : offset + length]
 
     def locate(self, key: bytes) -> Record | None:
         """The value stored under ``key``, or None."""
@@ -127,18 +131,31 @@ class Table:
         if i == len(self._index_keys):
             return None
         handle = self._index_handles[i]
-        if handle.size <= _SMALL_BLOCK or not self._is_plain(handle):
-            source: Source = BytesSource(self._block_bytes(handle, "a data block"), self.path)
-            block, pending = _Block(source), None
-        else:
-            self._check_handle(handle, "a data block")
-            block = _Block(self.source, handle.offset, handle.size)
-            pending = None if handle.offset in self._verified else handle
-        found = block.seek(key)
+        if self._read_whole(handle):
+            loaded = self._load(handle, "a data block")
+            found = loaded.entries.get(key)
+            return None if found is None else Record(loaded.source, *found, None)
+        # a block holding a big tensor: parse only the entry headers, straight from the file
+        found = _Block(self.source, handle.offset, handle.size).seek(key)
         if found is None:
             return None
-        offset, length = found
-        return Record(block.source, offset, length, pending)
+        pending = None if handle.offset in self._verified else handle
+        return Record(self.source, *found, pending)
+
+    def _read_whole(self, handle: BlockHandle) -> bool:
+        """Read (and cache) a block whole, or parse it lazily from the file?
+
+        Whole: small blocks, compressed ones, and blocks of many small records (up to 1 MiB),
+        which are then looked up in memory. Lazily: blocks whose first record fills most of
+        the block (one big tensor, read straight into its array) and any block over 1 MiB.
+        """
+        if handle.size <= _SMALL_BLOCK or handle.offset in self._cache:
+            return True
+        self._check_handle(handle, "a data block")
+        if not self._is_plain(handle):
+            return True
+        first = _Block(self.source, handle.offset, handle.size).first_value_length()
+        return 2 * first < handle.size <= _MANY_RECORDS_BLOCK
 
     def verify(self, record: Record, known: tuple[int, np.ndarray] | None = None) -> None:
         """Check the crc32c of ``record``'s block (if still pending), reading it from the file.
@@ -149,21 +166,42 @@ class Table:
         handle = record.block
         if handle is None or handle.offset in self._verified:
             return
-        if known is not None:
-            known = (known[0], _raw(known[1]))
-        crc = 0
-        pos, end = handle.offset, handle.offset + handle.size
-        while pos < end:
-            if known is not None and pos == known[0] and len(known[1]):
-                crc = crc32c(known[1], crc)
-                pos += len(known[1])
-                continue
-            stop = min(end, pos + _VERIFY_CHUNK)
-            if known is not None and pos < known[0] < stop:
-                stop = known[0]
-            crc = crc32c(self.source.read(pos, stop - pos, "a data block"), crc)
-            pos = stop
-        trailer = self.source.read(end, TRAILER_SIZE, "a block trailer")
+        end = handle.offset + handle.size
+        if known is None:
+            crc = self._crc_of(handle.offset, end)
+        else:
+            offset, data = known[0], _raw(known[1])
+            if not handle.offset <= offset <= offset + len(data) <= end:
+                raise ValueError("the known bytes must lie inside the block")
+            crc = self._crc_of(handle.offset, offset)
+            crc = crc32c(data, crc)
+            crc = self._crc_of(offset + len(data), end, crc)
+        self._finish_verify(handle, crc)
+
+    def read_checked(self, record: Record, offset: int, out: np.ndarray, what: str) -> None:
+        """Read ``len(out)`` bytes at ``offset`` (inside ``record``) into the uint8 array
+        ``out``, verifying the record's block on the way: the value's crc32c is computed chunk
+        by chunk as it is read, the few other bytes of the block are read from the file."""
+        handle = record.block
+        if handle is None or handle.offset in self._verified:
+            record.source.readinto(offset, out, what)
+            return
+        crc = self._crc_of(handle.offset, offset)
+        crc = self.source.readinto(offset, out, what, crc=crc)
+        self._finish_verify(
+            handle, self._crc_of(offset + len(out), handle.offset + handle.size, crc)
+        )
+
+    def _crc_of(self, start: int, stop: int, crc: int = 0) -> int:
+        """crc32c of the file bytes ``[start, stop)``, read in chunks."""
+        while start < stop:
+            n = min(stop - start, _VERIFY_CHUNK)
+            crc = crc32c(self.source.read(start, n, "a data block"), crc)
+            start += n
+        return crc
+
+    def _finish_verify(self, handle: BlockHandle, crc: int) -> None:
+        trailer = self.source.read(handle.offset + handle.size, TRAILER_SIZE, "a block trailer")
         self._check_crc(handle, crc32c(trailer[:1], crc), trailer)
         self._verified.add(handle.offset)
 
@@ -181,12 +219,13 @@ class Table:
         trailer = self.source.read(handle.offset + handle.size, TRAILER_SIZE, "a block trailer")
         return trailer[0] == 0
 
-    def _block_bytes(self, handle: BlockHandle, what: str) -> bytes:
-        """A whole block, verified and decompressed (kept in a small cache)."""
-        cached = self._cache.get(handle.offset)
-        if cached is not None:
-            self._cache.move_to_end(handle.offset)
-            return cached
+    def _load(self, handle: BlockHandle, what: str) -> _LoadedBlock:
+        """A whole block, verified, decompressed and parsed (small ones kept in a cache)."""
+        with self._cache_lock:
+            cached = self._cache.get(handle.offset)
+            if cached is not None:
+                self._cache.move_to_end(handle.offset)
+                return cached
         self._check_handle(handle, what)
         raw = self.source.read(handle.offset, handle.size + TRAILER_SIZE, what)
         contents, trailer = raw[: handle.size], raw[handle.size :]
@@ -201,11 +240,13 @@ class Table:
                 f"{self.path}: block at byte {handle.offset} uses compression type "
                 f"{trailer[0]}; TF tables only use 0 (none) and 1 (Snappy)"
             )
-        if handle.size <= _SMALL_BLOCK:
-            self._cache[handle.offset] = contents
-            while len(self._cache) > _CACHED_BLOCKS:
-                self._cache.popitem(last=False)
-        return contents
+        block = _LoadedBlock(contents, self.path)
+        if handle.size <= _MANY_RECORDS_BLOCK:
+            with self._cache_lock:
+                self._cache[handle.offset] = block
+                while len(self._cache) > _CACHED_BLOCKS:
+                    self._cache.popitem(last=False)
+        return block
 
     def _check_crc(self, handle: BlockHandle, actual: int, trailer: bytes) -> None:
         stored = unmask(int.from_bytes(trailer[1:5], "little"))
@@ -217,21 +258,55 @@ class Table:
             )
 
 
-class _Block:
-    """The entries of one block in ``source[base:base + size]`` (read on demand)."""
+class _LoadedBlock:
+    """A block in memory with its entries parsed: ``{key: (value offset, value length)}``."""
 
-    def __init__(self, source: Source, base: int = 0, size: int | None = None) -> None:
+    def __init__(self, data: bytes, path: Path) -> None:
+        self.data = data
+        self.source = BytesSource(data, path)
+        if len(data) < 4:
+            raise CheckpointError(f"{path}: corrupt table block ({len(data)} bytes)")
+        count = int.from_bytes(data[-4:], "little")
+        end = len(data) - 4 - 4 * count
+        if count == 0 or end < 0:
+            raise CheckpointError(f"{path}: corrupt table block ({count} restart points)")
+        self.entries: dict[bytes, tuple[int, int]] = {}
+        pos, key = 0, b""
+        try:
+            while pos < end:
+                shared, pos = decode_varint(data, pos)
+                unshared, pos = decode_varint(data, pos)
+                length, pos = decode_varint(data, pos)
+                if shared > len(key) or pos + unshared + length > end:
+                    raise ProtoError("entry overruns the block")
+                key = key[:shared] + data[pos : pos + unshared]
+                pos += unshared
+                self.entries[key] = (pos, length)
+                pos += length
+        except ProtoError as exc:
+            raise CheckpointError(f"{path}: corrupt table block entry at {pos} ({exc})") from None
+
+
+class _Block:
+    """The entries of one large block in ``source[base:base + size]``, read on demand."""
+
+    def __init__(self, source: Source, base: int, size: int) -> None:
         self.source = source
         self.base = base
-        size = source.size if size is None else size
+        self.size = size
         if size < 4:
             raise CheckpointError(f"{source.path}: corrupt table block ({size} bytes)")
-        count = int.from_bytes(source.read(base + size - 4, 4, "a block"), "little")
+        self.data_end = base + size - 4  # until the restart points are read (if ever)
+        self.restarts: list[int] | None = None
+
+    def _read_restarts(self) -> list[int]:
+        base, size = self.base, self.size
+        count = int.from_bytes(self.source.read(base + size - 4, 4, "a block"), "little")
         self.data_end = base + size - 4 - 4 * count
         if count == 0 or self.data_end < base:
-            raise CheckpointError(f"{source.path}: corrupt table block ({count} restart points)")
-        raw = source.read(self.data_end, 4 * count, "a block")
-        self.restarts = [base + r for r in struct.unpack(f"<{count}I", raw)]
+            raise CheckpointError(f"{self.source.path}: corrupt table block ({count} restarts)")
+        raw = self.source.read(self.data_end, 4 * count, "a block")
+        return [base + r for r in struct.unpack(f"<{count}I", raw)]
 
     def _entry(self, pos: int, prev_key: bytes) -> tuple[bytes, int, int, int]:
         """``(key, value offset, value length, next entry)`` of the entry at ``pos``."""
@@ -249,15 +324,20 @@ class _Block:
         key = prev_key[:shared] + self.source.read(key_start, unshared, "a key")
         return key, value_start, length, value_start + length
 
-    def entries(self) -> Iterator[tuple[bytes, int, int]]:
-        pos, key = self.base, b""
-        while pos < self.data_end:
-            key, offset, length, pos = self._entry(pos, key)
-            yield key, offset, length
+    def first_value_length(self) -> int:
+        return self._entry(self.base, b"")[2]
 
     def seek(self, target: bytes) -> tuple[int, int] | None:
         """Location of the value stored under ``target``, or None."""
+        # A large block usually holds just the one big record: try the first entry before
+        # reading the restart points.
+        key, offset, length, _ = self._entry(self.base, b"")
+        if key == target:
+            return offset, length
+        if key > target:
+            return None
         # last restart point whose key is < target, then a linear scan (LevelDB's Block::Seek)
+        self.restarts = self.restarts or self._read_restarts()
         lo, hi = 0, len(self.restarts) - 1
         while lo < hi:
             mid = (lo + hi + 1) // 2

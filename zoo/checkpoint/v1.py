@@ -137,7 +137,8 @@ class V1Bundle:
         meta, dtype = self._meta[name], self.dtype(name)
         pieces = self._pieces[name]
         what = f"{pieces[0][1].path if pieces else self.files[0]}: {name!r}"
-        check_cover(meta.shape, [slc for slc, _ in pieces], what)
+        if len(pieces) != 1 or not pieces[0][0].is_full():
+            check_cover(meta.shape, [slc for slc, _ in pieces], what)
         out = np.empty(meta.shape, dtype.storage or object)
         for slc, table in pieces:
             region = slc.index(meta.shape)
@@ -178,7 +179,7 @@ class V1Bundle:
             kind, values = "fixed", content  # raw bytes in the storage layout
         what = f"{table.path}: {name!r} slice {slc}"
         if kind == "fixed":
-            out, known = _read_fixed(record, values, dtype, count, into, what)
+            out, known = _read_fixed(table, record, values, dtype, count, into, what), None
         elif kind == "varint":
             out, known = _read_varints(record, values, dtype, count, what)
         else:
@@ -212,15 +213,20 @@ def _tensor_proto(record: Record, name: str) -> tuple[int, int]:
 
 
 def _read_fixed(
+    table: Table,
     record: Record,
     fields: list[Field],
     dtype: dtypes.DType,
     count: int,
     into: np.ndarray | None,
     what: str,
-) -> tuple[np.ndarray, tuple[int, np.ndarray] | None]:
+) -> np.ndarray:
     out = into if into is not None else np.empty(count, dtype.storage)
     flat = out.reshape(-1).view(np.uint8)
+    if len(fields) == 1 and fields[0].wire == LEN and fields[0].length == len(flat):
+        # the usual case: one packed field, read straight into the array, block checked on the way
+        table.read_checked(record, fields[0].offset, flat, what)
+        return out
     pos = 0
     for f in fields:
         size = f.length if f.wire == LEN else {FIXED32: 4, FIXED64: 8}.get(f.wire, 0)
@@ -235,8 +241,7 @@ def _read_fixed(
         pos += size
     if pos != len(flat):
         raise CheckpointError(f"{what}: holds {pos} bytes of values, its shape needs {len(flat)}")
-    single = len(fields) == 1 and fields[0].wire == LEN
-    return out, ((fields[0].offset, flat) if single else None)
+    return out
 
 
 def _read_varints(

@@ -13,6 +13,8 @@ listing its slices (and no data); each slice has its own entry under its slice k
 
 from __future__ import annotations
 
+import math
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +50,7 @@ class V2Bundle:
         self.index_file = index_path(prefix)
         self._index = FileSource(self.index_file)
         self._data: dict[int, FileSource] = {}
+        self._lock = threading.Lock()
         try:
             self._load_index()
         except BaseException:
@@ -173,7 +176,7 @@ class V2Bundle:
             )
         if dtype.is_string:
             return self._read_strings(name, entry, source)
-        count = int(np.prod(entry.shape, dtype=np.int64))
+        count = math.prod(entry.shape)
         expected = count * dtype.storage.itemsize
         if entry.size != expected:
             raise CheckpointError(
@@ -182,14 +185,14 @@ class V2Bundle:
             )
         out = np.empty(entry.shape, dtype.storage) if into is None else into
         flat = out.reshape(-1).view(np.uint8)
-        source.readinto(entry.offset, flat, f"tensor {name!r}")
-        self._check_crc(name, entry, source, crc32c(flat))
+        crc = source.readinto(entry.offset, flat, f"tensor {name!r}", crc=0)
+        self._check_crc(name, entry, source, crc)
         if self.big_endian and dtype.storage.itemsize > 1:
             out = out.byteswap(inplace=True)
         return out
 
     def _read_strings(self, name: str, entry: BundleEntry, source: FileSource) -> np.ndarray:
-        count = int(np.prod(entry.shape, dtype=np.int64))
+        count = math.prod(entry.shape)
         out = np.empty(entry.shape, object)
         if entry.size == 0 and count == 0:
             return out
@@ -243,9 +246,10 @@ class V2Bundle:
             )
 
     def _source(self, shard: int) -> FileSource:
-        if shard not in self._data:
-            self._data[shard] = FileSource(data_path(self.prefix, shard, self.num_shards))
-        return self._data[shard]
+        with self._lock:
+            if shard not in self._data:
+                self._data[shard] = FileSource(data_path(self.prefix, shard, self.num_shards))
+            return self._data[shard]
 
     def close(self) -> None:
         self._index.close()
