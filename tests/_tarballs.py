@@ -116,12 +116,22 @@ def unsafe_tarball(path: Path, kind: str, wanted: str = "model.ckpt") -> Tarball
 # --------------------------------------------------------------------------- real layouts
 
 
-def release_tensors(arch: str) -> dict[str, np.ndarray]:
+def release_tensors(arch: str, *, ema: bool = False) -> dict[str, np.ndarray]:
     """What the published checkpoint of ``arch`` holds: the reference weights, ``global_step``
-    and, for vgg and resnet_v1, the unused ``<scope>/mean_rgb``."""
+    and, for vgg and resnet_v1, the unused ``<scope>/mean_rgb``.
+
+    ``ema``: as the MobileNet v2 releases, every trainable variable also has an
+    ``/ExponentialMovingAverage`` shadow. The shadow holds the reference weights and the raw
+    variable something else, so only a load that takes the shadows gives the reference logits.
+    """
     from conftest import reference_weights
 
     tensors = reference_weights(arch)
+    if ema:
+        for name in list(tensors):
+            if not name.endswith(("moving_mean", "moving_variance")):  # not trainable
+                tensors[f"{name}/ExponentialMovingAverage"] = tensors[name]
+                tensors[name] = tensors[name] + np.float32(1.0)
     if arch.startswith(("vgg_", "resnet_v1_")):
         tensors[f"{arch}/mean_rgb"] = np.array([123.68, 116.78, 103.94], np.float32)
     tensors["global_step"] = np.array(123456, np.int64)
@@ -143,11 +153,13 @@ def release_tarball(
     file_name: str | None = None,
 ) -> Tarball:
     """The release tarball of registry model ``name``, in its published layout, with the
-    reference weights (or ``tensors``)."""
-    release = zoo.model_info(name).release
+    reference weights (plus EMA shadows where the release has them), or ``tensors``."""
+    info = zoo.model_info(name)
+    release = info.release
     work = directory / f"{name}.contents"
     work.mkdir(parents=True, exist_ok=True)
-    tensors = release_tensors(zoo.model_info(name).architecture) if tensors is None else tensors
+    if tensors is None:
+        tensors = release_tensors(info.architecture, ema=bool(release.ema))
     write_checkpoint(tensors, work / release.checkpoint, release.format)
     members: dict[str, bytes | Path] = {}
     for other in release.other_files or ():  # e.g. resnet_v2's eval.graph, before the checkpoint

@@ -1,7 +1,8 @@
 """``zoo.load(name, pretrained=True)`` end to end, over real HTTP on 127.0.0.1.
 
-vgg_16 (one session-wide tarball built from the reference weights in the 2016 release layout)
-proves the whole chain against TensorFlow's logits. The many pipeline behaviours (cache hits,
+Real releases (one session-wide tarball each, built from the reference weights in the published
+layout: vgg_16 always, resnet_v2_50 and mobilenet_v2 once ported) prove the whole chain against
+TensorFlow's logits. The many pipeline behaviours (cache hits,
 rebuilds, offline mode, concurrency, kills, bad tarballs, mirrors) use the tiny test network of
 ``_tinynet`` in a MobileNet-v2-style V2 bundle with EMA shadows.
 """
@@ -29,7 +30,7 @@ from _tarballs import (
     write_checkpoint,
     write_registry,
 )
-from conftest import expected, reference_input, tolerance
+from conftest import expected, reference_input, runs, tolerance
 from safetensors.torch import load_file
 
 import zoo
@@ -124,47 +125,65 @@ def cache_listing(cache):
     return sorted(f for f in files if not f.startswith("locks/"))
 
 
-# --------------------------------------------------------------------------- vgg_16, for real
+# --------------------------------------------------------------------------- real releases
+
+# vgg_16 (a 2016 V1 release, 500 MB) always; resnet_v2_50 (V1 with eval.graph/train.graph) and
+# mobilenet_v2 (V2 bundle with EMA shadows) as soon as their networks are ported.
+REAL = ["vgg_16"] + [n for n in ("resnet_v2_50", "mobilenet_v2") if n in zoo.list_models()]
 
 
 @pytest.fixture(scope="session")
-def vgg16_release(tmp_path_factory):
-    """ONE vgg_16 tarball per session (500 MB: 32 weights + mean_rgb + global_step, V1 file)."""
-    return release_tarball("vgg_16", tmp_path_factory.mktemp("vgg16_release"))
+def real_releases(tmp_path_factory):
+    """ONE tarball per model and session, built on first use (reference weights, real layout)."""
+    built = {}
+
+    def get(name):
+        if name not in built:
+            built[name] = release_tarball(name, tmp_path_factory.mktemp(f"{name}_release"))
+        return built[name]
+
+    return get
 
 
 @pytest.mark.slow
-def test_vgg16_first_load_downloads_converts_and_matches_tf(zoo_env, vgg16_release, monkeypatch):
-    path = "/models/vgg_16_2016_08_28.tar.gz"
+@pytest.mark.parametrize("name", REAL)
+def test_first_load_downloads_converts_and_matches_tf(name, zoo_env, real_releases, monkeypatch):
+    tarball = real_releases(name)
+    release = zoo.model_info(name).release
+    path = f"/models/{release.tarball}"
     with FileServer() as server:
-        url = server.add(path, vgg16_release.path)
+        url = server.add(path, tarball.path)
         registry = write_registry(
             zoo_env.parent / "registry.json",
-            {"vgg_16": {"url": url, "size": vgg16_release.size, "sha256": vgg16_release.sha256}},
+            {name: {"url": url, "size": tarball.size, "sha256": tarball.sha256}},
         )
         monkeypatch.setenv("ZOO_REGISTRY", str(registry))
 
-        model = zoo.load("vgg_16", pretrained=True, progress=False)
+        run = runs(name)[0]  # the reference run at the default size and GAIN
+        model = zoo.load(name, pretrained=True, progress=False, **run.kwargs)
         assert len(server.gets(path)) == 1
         assert not model.training
         with torch.no_grad():
-            logits = model(reference_input("vgg_16", (224, 224))).numpy()
-        want = expected("vgg_16")["logits"]
+            logits = model(reference_input(name, run.input_hw)).numpy()
+        want = expected(name)["logits" + run.suffix]
         assert np.abs(logits - want).max() <= tolerance(want)
 
-        again = zoo.load("vgg_16", pretrained=True)
+        again = zoo.load(name, pretrained=True, **run.kwargs)
         assert len(server.gets(path)) == 1  # the second load makes no request
-        for name, value in model.state_dict().items():
-            assert torch.equal(again.state_dict()[name], value), name
+        for key, value in model.state_dict().items():
+            assert torch.equal(again.state_dict()[key], value), key
 
-    info = zoo.cache_info("vgg_16", verify=True)
+    info = zoo.cache_info(name, verify=True)
     assert info.complete and info.tarball is None  # the tarball is not kept by default
     meta = info.metadata
-    assert meta["source_url"] == url and meta["tarball_sha256"] == vgg16_release.sha256
-    assert meta["tarball_size"] == vgg16_release.size and meta["num_classes"] == 1000
-    assert sorted(meta["ignored_tensors"]) == ["global_step", "vgg_16/mean_rgb"]
+    assert meta["source_url"] == url and meta["tarball_sha256"] == tarball.sha256
+    assert meta["tarball_size"] == tarball.size
+    assert meta["num_classes"] == zoo.model_info(name).num_classes
+    assert "global_step" in meta["ignored_tensors"]
+    assert (f"{name}/mean_rgb" in meta["ignored_tensors"]) == name.startswith("vgg")
+    assert (meta["ema_variables"] > 0) == bool(release.ema)
     assert meta["package_version"] == zoo.__version__ and meta["mapping_version"] >= 1
-    assert cache_listing(zoo_env) == ["weights/vgg_16.json", "weights/vgg_16.safetensors"]
+    assert cache_listing(zoo_env) == [f"weights/{name}.json", f"weights/{name}.safetensors"]
 
 
 # --------------------------------------------------------------------------- the tiny release
