@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import tarfile
 
@@ -144,3 +145,14 @@ def test_not_a_tarball(tmp_path, dest):
 )
 def test_member_name_normalization(name, normalized):
     assert normalize_member_name(name) == normalized
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+def test_digest_sees_every_byte_of_the_tarball(tmp_path, dest, compressed):
+    tarball = make_tarball(
+        tmp_path / "r.tar", {"a": CKPT, "vgg_16.ckpt": CKPT[::-1], "z": b"tail"}, gzip=compressed
+    )
+    digest = hashlib.sha256()
+    extract_members(tarball.path, ["vgg_16.ckpt"], dest, digest=digest)
+    assert digest.hexdigest() == tarball.sha256
+    assert (dest / "vgg_16.ckpt").read_bytes() == CKPT[::-1]

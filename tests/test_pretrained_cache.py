@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import signal
 import time
 
+import google_crc32c
 import numpy as np
 import pytest
 from _pipeline import isolate, spawn
@@ -34,7 +34,7 @@ def make_entry(cache: Cache, key: str = "m", model: str = "m") -> dict:
     }
     specs = [TensorSpec(n, v.dtype, v.shape) for n, v in tensors.items()]
     tmp = cache.temp_file(key, ".safetensors")
-    size, sha = write_streaming(tmp, specs, iter(tensors.values()))
+    size, crc = write_streaming(tmp, specs, iter(tensors.values()))
     sidecar = {
         "format": SIDECAR_FORMAT,
         "format_version": SIDECAR_VERSION,
@@ -42,7 +42,7 @@ def make_entry(cache: Cache, key: str = "m", model: str = "m") -> dict:
         "mapping_version": MAPPING_VERSION,
         "tarball_sha256": TARBALL_SHA,
         "safetensors_size": size,
-        "safetensors_sha256": sha,
+        "safetensors_crc32c": crc,
     }
     cache.commit(key, tmp, sidecar)
     return tensors
@@ -107,7 +107,7 @@ def test_flipped_data_byte_is_found_only_by_the_deep_check(tmp_path):
     weights.write_bytes(bytes(data))
     assert inspect(cache).complete  # the warm path reads header and size only
     state = inspect(cache, deep=True)
-    assert state.status == "invalid" and "sha256" in state.problem
+    assert state.status == "invalid" and "CRC-32C" in state.problem
 
 
 def test_entry_of_another_mapping_version_or_tarball_is_stale(tmp_path):
@@ -228,9 +228,9 @@ def test_streaming_writer_copies_strided_views_block_by_block(tmp_path, monkeypa
         TensorSpec("empty", np.dtype(np.float32), (0, 3)),
     ]
     path = tmp_path / "w.safetensors"
-    size, sha = write_streaming(path, specs, iter(arrays.values()), {"model": "x"})
+    size, crc = write_streaming(path, specs, iter(arrays.values()), {"model": "x"})
     assert size == path.stat().st_size
-    assert sha == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert int(crc, 16) == google_crc32c.value(path.read_bytes())
     loaded = {name: t.numpy() for name, t in load_file(path).items()}
     for spec in specs:
         got = loaded[spec.name]

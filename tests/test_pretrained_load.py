@@ -382,10 +382,23 @@ def test_import_tarball_then_load_offline(served, tiny_release, zoo_env, monkeyp
     assert served.server.requests == []
 
 
-def test_import_tarball_checks_the_file(served, tmp_path):
+def test_import_tarball_checks_the_file(served, tmp_path, zoo_env):
     fake = make_tarball(tmp_path / _tinynet.TARBALL, {"model.ckpt.index": b"not it"})
-    with pytest.raises(zoo.ChecksumError, match="expected"):
+    with pytest.raises(zoo.ChecksumError, match=f"expected {served.tarball.size} bytes"):
         zoo.import_tarball(fake.path)
+    served.write_registry(size=None)  # only the hash is known: checked while extracting
+    with pytest.raises(zoo.ChecksumError, match=f"expected sha256 {served.tarball.sha256}"):
+        zoo.import_tarball(fake.path)
+    tensors, _ = _tinynet.release_tensors(seed=5)  # a complete release, but another one
+    write_checkpoint(tensors, tmp_path / "model.ckpt", "v2")
+    (tmp_path / "other").mkdir()
+    other = make_tarball(
+        tmp_path / "other" / _tinynet.TARBALL,
+        {m: tmp_path / m for m in ("model.ckpt.index", "model.ckpt.data-00000-of-00001")},
+    )
+    with pytest.raises(zoo.ChecksumError, match=other.sha256):
+        zoo.import_tarball(other.path)
+    assert cache_listing(zoo_env) == []
     unknown = tmp_path / "who_am_i.tar.gz"
     unknown.write_bytes(b"x")
     with pytest.raises(zoo.UnknownModelError, match="Pass name="):
@@ -513,7 +526,7 @@ def test_sidecar_is_plain_json_with_the_provenance(served, zoo_env):
         "num_classes",
         "created",
         "ema_shadows_used",
-        "safetensors_sha256",
+        "safetensors_crc32c",
     ):
         assert key in sidecar, key
     assert sidecar["tarball_size"] == served.tarball.size

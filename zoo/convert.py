@@ -37,7 +37,7 @@ class Conversion:
 
     tensors: int
     size: int  # bytes of the safetensors file
-    sha256: str  # of the safetensors file
+    crc32c: str  # of the safetensors file (8 hex digits)
     ema: tuple[str, ...]  # variables taken from their ExponentialMovingAverage shadow
     ignored: tuple[str, ...]  # checkpoint tensors deliberately unused (global_step, mean_rgb...)
 
@@ -87,8 +87,8 @@ def convert_to_safetensors(
             else:  # pragma: no cover - tf_mapping covers every other parameter and buffer
                 raise AssertionError(f"{spec.name} has no TF source")
 
-    size, sha256 = write_streaming(out, specs, arrays(), metadata)
-    return Conversion(len(specs), size, sha256, tuple(report.ema), tuple(report.ignored))
+    size, crc = write_streaming(out, specs, arrays(), metadata)
+    return Conversion(len(specs), size, crc, tuple(report.ema), tuple(report.ignored))
 
 
 def _numpy_dtype(dtype: torch.dtype, name: str) -> np.dtype:

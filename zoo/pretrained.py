@@ -10,9 +10,14 @@ The public functions, for users and for the warm-up script and CLI:
 * :func:`load_pretrained_state` — the cached ``{torch name: tensor}`` state dict.
 
 Warm path: when the entry is complete, :func:`download_weights` reads one small JSON sidecar,
-the safetensors header and the file size; it takes no lock, writes nothing and never hashes the
-whole file (``verify=True`` does that: about 1 s per GB). So a read-only, pre-warmed shared cache
-works, and the N-th load costs what ``safetensors.torch.load_file`` costs.
+the safetensors header and the file size; it takes no lock, writes nothing and never reads the
+whole file (``verify=True`` checks its CRC-32C too: reads the file, about 1 s for 4 GB). So a
+read-only, pre-warmed shared cache works, and the N-th load costs what
+``safetensors.torch.load_file`` costs.
+
+Integrity: the release tarball is pinned by the registry's sha256 (authenticity of the source);
+the cached file carries a CRC-32C in its sidecar (corruption on disk: a checksum is enough there,
+since whoever can write the cache can also rewrite its sidecar).
 
 Cold path: the entry's inter-process lock is taken, the state re-checked (another process may
 have just finished), and only then is anything downloaded or written; see :mod:`zoo.cache`
@@ -22,6 +27,7 @@ for the atomicity and locking rules and :mod:`zoo.hub` for the download.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import os
 import shutil
@@ -35,6 +41,7 @@ from . import archive, config, hub
 from .cache import SIDECAR_FORMAT, SIDECAR_VERSION, Cache, EntryState
 from .convert import MAPPING_VERSION, convert_to_safetensors
 from .errors import (
+    ArchiveError,
     ChecksumError,
     MappingError,
     NoWeightsError,
@@ -103,8 +110,8 @@ def download_weights(
         progress: a progress bar on a terminal (``True``), none (``False``), or a callback
             ``progress(bytes_done, bytes_total)`` for the download.
         use_ema: take the ExponentialMovingAverage shadows where the checkpoint has them.
-        verify: also check the sha256 of the cached file against its sidecar (reads the whole
-            file); a mismatch rebuilds the entry.
+        verify: also check the CRC-32C of the whole cached file against its sidecar (about
+            1 s for 4 GB); a mismatch rebuilds the entry.
 
     Raises:
         zoo.UnknownModelError, zoo.NoWeightsError: no such model / no published weights.
@@ -168,30 +175,29 @@ def import_tarball(
     cache = Cache(settings.cache_dir)
     key = entry_key(info.name, use_ema)
 
-    sha256 = hub.sha256_of_file(path)
     size = path.stat().st_size
     cache.ensure_dirs()
     with cache.lock(key, settings.lock_timeout, f"converting {info.name}"):
         state = cache.inspect(key, model=info.name, tarball_sha256=info.release.sha256)
         expected = info.release.sha256 or _recorded_sha256(state)
-        problem = None
         if info.release.size is not None and size != info.release.size:
-            problem = f"expected {info.release.size} bytes, found {size}"
-        elif expected is not None and sha256 != expected:
-            problem = f"expected sha256 {expected}, found {sha256}"
-        if problem:
-            raise ChecksumError(
-                f"{path} is not the {info.name} release {info.release.tarball}: {problem}. "
-                "Copy the original file again (or import it with the registry that lists it: "
-                "ZOO_REGISTRY)."
-            )
-        if state.complete and state.sidecar.get("tarball_sha256") == sha256:
-            return cache.weights_path(key)
+            raise _not_the_release(path, info, f"expected {info.release.size} bytes, found {size}")
+        made_from = state.sidecar.get("tarball_sha256") if state.complete else None
+        if made_from and made_from == hub.sha256_of_file(path):
+            return cache.weights_path(key)  # already imported from this very file
         source = "registry" if info.release.sha256 else ("recorded" if expected else "observed")
         cache.remove_entry(key)
         cache.remove_temporaries(key)
-        _build_entry(cache, key, info, path, (sha256, size), source, use_ema, str(path))
+        # hashed while it is extracted, checked before anything is converted
+        _build_entry(cache, key, info, path, (None, size), source, use_ema, str(path), expected)
     return cache.weights_path(key)
+
+
+def _not_the_release(path: Path, info: ModelInfo, problem: str) -> ChecksumError:
+    return ChecksumError(
+        f"{path} is not the {info.name} release {info.release.tarball}: {problem}. Copy the "
+        "original file again (or import it with the registry that lists it: ZOO_REGISTRY)."
+    )
 
 
 def cache_info(
@@ -331,12 +337,17 @@ def _build_entry(
     key: str,
     info: ModelInfo,
     tarball: Path,
-    tarball_hash: tuple[str, int],
+    tarball_hash: tuple[str | None, int],
     sha256_source: str,
     use_ema: bool,
     origin: str,
+    expected_sha256: str | None = None,
 ) -> None:
-    """Extract the checkpoint, convert it, and commit the entry (with the entry lock held)."""
+    """Extract the checkpoint, convert it, and commit the entry (with the entry lock held).
+
+    ``tarball_hash`` is ``(sha256, size)``; a ``None`` sha256 is computed while extracting and
+    checked against ``expected_sha256`` before anything is converted.
+    """
     from . import __version__
     from .checkpoint import open_checkpoint
 
@@ -345,7 +356,22 @@ def _build_entry(
     workdir = cache.temp_dir(key)
     weights_tmp = cache.temp_file(key, ".safetensors")
     try:
-        extracted = archive.extract_members(tarball, release.files, workdir)
+        digest = hashlib.sha256() if sha256 is None else None
+        try:
+            extracted = archive.extract_members(tarball, release.files, workdir, digest=digest)
+        except ArchiveError:
+            # a file that is not the release at all: say that, not what it lacks
+            if digest is not None and expected_sha256 is not None:
+                found = hub.sha256_of_file(tarball)
+                if found != expected_sha256:
+                    problem = f"expected sha256 {expected_sha256}, found {found}"
+                    raise _not_the_release(tarball, info, problem) from None
+            raise
+        if digest is not None:
+            sha256 = digest.hexdigest()
+            if expected_sha256 is not None and sha256 != expected_sha256:
+                problem = f"expected sha256 {expected_sha256}, found {sha256}"
+                raise _not_the_release(tarball, info, problem)
         log.info("converting %s (%s)", info.name, ", ".join(p.name for p in extracted.values()))
         checkpoint = open_checkpoint(workdir.joinpath(*release.checkpoint.split("/")))
         try:
@@ -387,7 +413,7 @@ def _build_entry(
             "checkpoint_format": release.format,
             "tensors": conversion.tensors,
             "safetensors_size": conversion.size,
-            "safetensors_sha256": conversion.sha256,
+            "safetensors_crc32c": conversion.crc32c,  # detects corruption (verify=True)
             "package_version": __version__,
             "mapping_version": MAPPING_VERSION,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -4,13 +4,12 @@ The format (https://github.com/huggingface/safetensors): an 8-byte little-endian
 ``N``, ``N`` bytes of JSON ``{name: {"dtype", "shape", "data_offsets": [begin, end]},
 "__metadata__": {str: str}}``, then the tensors' bytes back to back. Since every tensor's size
 is known from its shape and dtype, the header can be written first and the data streamed after
-it: the converter never holds more than one tensor, and the file's sha256 is computed as it is
+it: the converter never holds more than one tensor, and the file's CRC-32C is computed as it is
 written. Files written here are read by ``safetensors.torch.load_file`` like any other.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
@@ -19,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .checkpoint.crc import crc32c
 
 __all__ = ["TensorSpec", "read_header", "write_streaming"]
 
@@ -60,7 +61,7 @@ def write_streaming(
 
     Each array must have its spec's shape, and a dtype of the same kind (cast while writing);
     it may be a strided view (written block by block). The file is flushed and fsynced.
-    Returns ``(file size, sha256 hex of the file)``.
+    Returns ``(file size, CRC-32C of the file as 8 hex digits)``.
     """
     header: dict[str, object] = {}
     if metadata:
@@ -77,12 +78,13 @@ def write_streaming(
         offset += spec.nbytes
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)  # the data starts 8-byte aligned, as safetensors writes it
-    hasher = hashlib.sha256()
+    crc = 0
     with open(path, "wb") as out:
 
         def emit(data: bytes | memoryview) -> None:
+            nonlocal crc
             out.write(data)
-            hasher.update(data)
+            crc = crc32c(data, crc)
 
         emit(struct.pack("<Q", len(blob)))
         emit(blob)
@@ -95,7 +97,7 @@ def write_streaming(
     expected = 8 + len(blob) + offset
     if size != expected:  # pragma: no cover - would be a bug above
         raise AssertionError(f"wrote {size} bytes to {path}, expected {expected}")
-    return size, hasher.hexdigest()
+    return size, f"{crc:08x}"
 
 
 _BLOCK_BYTES = 16 << 20
