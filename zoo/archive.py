@@ -70,7 +70,8 @@ def extract_members(
     found: dict[str, Path] = {}
     listing: list[str] = []
     try:
-        raw = _HashingReader(open(tarball, "rb"), digest)
+        # buffered: the decompressors read 8 KiB at a time, the hashing reader sees 1 MiB reads
+        raw = io.BufferedReader(_HashingReader(open(tarball, "rb"), digest), CHUNK)
         with (
             raw,
             _decompressed(tarball, raw) as stream,
