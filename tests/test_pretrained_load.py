@@ -170,8 +170,9 @@ def test_first_load_downloads_converts_and_matches_tf(name, zoo_env, real_releas
 
         again = zoo.load(name, pretrained=True, **run.kwargs)
         assert len(server.gets(path)) == 1  # the second load makes no request
+        reloaded = again.state_dict()
         for key, value in model.state_dict().items():
-            assert torch.equal(again.state_dict()[key], value), key
+            assert torch.equal(reloaded[key], value), key
 
     info = zoo.cache_info(name, verify=True)
     assert info.complete and info.tarball is None  # the tarball is not kept by default

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Union
 
 import numpy as np
+import torch
 from torch import nn
 
 import architectures
@@ -125,7 +126,13 @@ def _load_pretrained(
             f"classes. Leave num_classes unset for the {released}-class classifier, or pass "
             "skip_classifier=True to load everything but the classifier (for fine-tuning)."
         )
-    model = constructor(num_classes=wanted, **model_kwargs)
+    if wanted == released:
+        # every tensor is about to be overwritten: skip the random initialisation if that is safe
+        model = build_uninitialized(constructor, num_classes=wanted, **model_kwargs)
+    else:
+        model = None  # the new classifier keeps its random initialisation
+    if model is None:
+        model = constructor(num_classes=wanted, **model_kwargs)
     state = load_file(path)
     if wanted == released:
         problems = model.load_state_dict(state, strict=False)
@@ -144,6 +151,30 @@ def _load_pretrained(
             "delete the file to have it converted again (its mapping version should be bumped)."
         )
     return model.eval()
+
+
+def build_uninitialized(constructor: Callable[..., nn.Module], **kwargs: Any) -> nn.Module | None:
+    """The network with allocated but uninitialised tensors, or ``None`` when that is not safe.
+
+    For a model whose every parameter and buffer is then loaded (strictly): random
+    initialisation is most of the time of building a large network. The model is built on
+    PyTorch's ``meta`` device and given empty CPU storage. ``None`` (build it normally) when
+    the constructor cannot run on ``meta``, or when the model holds state that a state dict
+    does not restore: non-persistent buffers or plain tensor attributes.
+    """
+    try:
+        with torch.device("meta"):
+            model = constructor(**kwargs)
+    except Exception:  # e.g. a constructor that reads a tensor's value
+        return None
+    for module in model.modules():
+        if module._non_persistent_buffers_set:
+            return None
+        for value in vars(module).values():
+            values = value if isinstance(value, (list, tuple)) else (value,)
+            if any(isinstance(v, torch.Tensor) for v in values):
+                return None
+    return model.to_empty(device="cpu")
 
 
 def load_checkpoint_into(
