@@ -156,17 +156,17 @@ result = {{"seconds": seconds, "rss_before_mb": before}}
 """
 
 
-def _isolated(template: str, rounds: int, env: dict[str, str], **fields: str) -> dict:
-    """Run ``template`` in ``rounds`` fresh processes: median seconds, maximum RSS figures.
-
-    ``{i}`` in a field is the round number (a fresh output directory per run)."""
+def _isolated(template: str, i: int, env: dict[str, str], **fields: str) -> dict:
+    """Run ``template`` in a fresh process (``{i}`` in a field: the round number)."""
     path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
-    runs = []
-    for i in range(rounds):
-        values = {k: v.replace("{i}", str(i)) for k, v in fields.items()}
-        code = _PRELUDE.format(repo=str(REPO), threads=_threads())
-        code += template.format(threads=_threads(), **values)
-        runs.append(run_isolated(code, env={"PYTHONPATH": path, **env}))
+    values = {k: v.replace("{i}", str(i)) for k, v in fields.items()}
+    code = _PRELUDE.format(repo=str(REPO), threads=_threads())
+    code += template.format(threads=_threads(), **values)
+    return run_isolated(code, env={"PYTHONPATH": path, **env})
+
+
+def _summary(runs: list[dict]) -> dict:
+    """Median seconds and the largest RSS figures over the runs of one approach."""
     return {
         "seconds": statistics.median(r["seconds"] for r in runs),
         "peak_mb": max(r["peak_rss_mb"] for r in runs),
@@ -185,7 +185,7 @@ def run(quick: bool = False) -> str:
     threads = _threads()
     torch.set_num_threads(threads)
     name = _pick_model(quick)
-    rounds = 1 if quick else 3
+    rounds = 1 if quick else 5
     work = Path(tempfile.mkdtemp(prefix="bench_pretrained_"))
     level = 0 if quick else 1  # --quick: stored gzip blocks, fast to build (a smoke test)
     tarball, ckpt_bytes = _build_release(name, work, level)
@@ -205,18 +205,24 @@ def run(quick: bool = False) -> str:
     )
     release = zoo.model_info(name).release
     env = {"ZOO_REGISTRY": str(registry)}
-    ours = _isolated(
-        _ZOO, rounds, env, tarball=str(tarball), name=name, cache=str(work / "cache{i}")
-    )
-    tf_recipe = _isolated(
-        _TF_RECIPE,
-        rounds,
-        env,
-        tarball=str(tarball),
-        out=str(work / "tf{i}"),
-        checkpoint=release.checkpoint,
-        arch=zoo.model_info(name).architecture,
-    )
+    arch = zoo.model_info(name).architecture
+    ours_runs, tf_runs = [], []
+    for i in range(rounds):  # alternating, so that a change in machine load hits both alike
+        ours_runs.append(
+            _isolated(_ZOO, i, env, tarball=str(tarball), name=name, cache=str(work / "cache{i}"))
+        )
+        tf_runs.append(
+            _isolated(
+                _TF_RECIPE,
+                i,
+                env,
+                tarball=str(tarball),
+                out=str(work / "tf{i}"),
+                checkpoint=release.checkpoint,
+                arch=arch,
+            )
+        )
+    ours, tf_recipe = _summary(ours_runs), _summary(tf_runs)
 
     def row(label, r):
         return [
@@ -287,7 +293,8 @@ def run(quick: bool = False) -> str:
             f"Model: {name} ({ckpt_bytes / 2**20:.0f} MB checkpoint, {model_bytes / 2**20:.0f} MB "
             f"torch state, tarball {tarball_mb:.0f} MB, gzip level {level}), "
             f"reference weights in the release layout.{note} Each conversion runs in a fresh "
-            f"process ({rounds} run(s), median time, maximum RSS); {threads} torch threads and "
+            f"process, the approaches alternating ({rounds} run(s) each, median time, maximum "
+            f"RSS); {threads} torch threads and "
             f"{threads} TF intra/inter-op threads. RSS increase = peak minus the process after "
             "its imports (torch, or torch + TensorFlow). Goals: faster than the TF recipe, "
             "increase < 1.5x the larger of checkpoint and model.",
