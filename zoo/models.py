@@ -105,8 +105,6 @@ def _load_pretrained(
     model_kwargs: dict[str, Any],
 ) -> nn.Module:
     """Build the network of registry entry ``name`` and fill it from the weights cache."""
-    from safetensors.torch import load_file
-
     from .pretrained import download_weights, released_model_info
 
     info = released_model_info(name)  # a clear error first if nothing was published
@@ -126,16 +124,20 @@ def _load_pretrained(
             f"classes. Leave num_classes unset for the {released}-class classifier, or pass "
             "skip_classifier=True to load everything but the classifier (for fine-tuning)."
         )
-    if wanted == released:
-        # every tensor is about to be overwritten: skip the random initialisation if that is safe
-        model = build_uninitialized(constructor, num_classes=wanted, **model_kwargs)
+    state, owned = _read_safetensors(path)
+    # Every tensor is about to be loaded: when that is safe, skip the random initialisation
+    # (most of the time of building a large network) and take the loaded tensors as they are.
+    skeleton = None
+    if wanted == released:  # (otherwise the new classifier keeps its random initialisation)
+        skeleton = build_on_meta(constructor, num_classes=wanted, **model_kwargs)
+    if skeleton is not None and owned:
+        model, assign = skeleton, True
+    elif skeleton is not None:
+        model, assign = skeleton.to_empty(device="cpu"), False
     else:
-        model = None  # the new classifier keeps its random initialisation
-    if model is None:
-        model = constructor(num_classes=wanted, **model_kwargs)
-    state = load_file(path)
+        model, assign = constructor(num_classes=wanted, **model_kwargs), False
     if wanted == released:
-        problems = model.load_state_dict(state, strict=False)
+        problems = model.load_state_dict(state, strict=False, assign=assign)
         missing, unexpected = problems.missing_keys, problems.unexpected_keys
     else:
         heads = _classifier_scopes(model)
@@ -153,14 +155,14 @@ def _load_pretrained(
     return model.eval()
 
 
-def build_uninitialized(constructor: Callable[..., nn.Module], **kwargs: Any) -> nn.Module | None:
-    """The network with allocated but uninitialised tensors, or ``None`` when that is not safe.
+def build_on_meta(constructor: Callable[..., nn.Module], **kwargs: Any) -> nn.Module | None:
+    """The network on PyTorch's ``meta`` device (no memory, no random initialisation), or
+    ``None`` when a state dict would not restore it completely.
 
-    For a model whose every parameter and buffer is then loaded (strictly): random
-    initialisation is most of the time of building a large network. The model is built on
-    PyTorch's ``meta`` device and given empty CPU storage. ``None`` (build it normally) when
-    the constructor cannot run on ``meta``, or when the model holds state that a state dict
-    does not restore: non-persistent buffers or plain tensor attributes.
+    For a model whose every parameter and buffer is loaded next (strictly, with
+    ``assign=True``, or into ``to_empty`` storage). ``None`` (build it normally) when the
+    constructor cannot run on ``meta``, or when the model holds state that a state dict does not
+    carry: non-persistent buffers or plain tensor attributes.
     """
     try:
         with torch.device("meta"):
@@ -174,7 +176,22 @@ def build_uninitialized(constructor: Callable[..., nn.Module], **kwargs: Any) ->
             values = value if isinstance(value, (list, tuple)) else (value,)
             if any(isinstance(v, torch.Tensor) for v in values):
                 return None
-    return model.to_empty(device="cpu")
+    return model
+
+
+def _read_safetensors(path: os.PathLike[str]) -> tuple[dict[str, torch.Tensor], bool]:
+    """The file's tensors, and whether they own their memory (read with ``pread``).
+
+    Owned tensors can become the model's parameters directly. Memory-mapped ones (the default
+    backend, and the only one of older safetensors) must be copied: a model built on a mapping
+    would crash (SIGBUS) if the file were later overwritten in place.
+    """
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(path, backend="pread"), True
+    except TypeError:  # safetensors < 0.7: no backend argument
+        return load_file(path), False
 
 
 def load_checkpoint_into(
