@@ -41,6 +41,7 @@ __all__ = [
     "TFTensor",
     "checkpoint_num_classes",
     "load_tf_weights",
+    "plan_tf_weights",
     "tf_mapping",
 ]
 
@@ -225,22 +226,19 @@ def _list(title: str, names: list[str], limit: int = 20) -> str:
     return f"\n  {title} ({len(names)}):\n    {shown}{more}"
 
 
-def load_tf_weights(
+def plan_tf_weights(
     model: nn.Module,
     checkpoint: Mapping[str, np.ndarray],
     *,
     skip: tuple[str, ...] = (),
     use_ema: bool = True,
-) -> LoadReport:
-    """Fill ``model`` from a ``{tf_name: array}`` mapping (or a lazy checkpoint reader).
+) -> tuple[dict[str, tuple[str, Layout]], LoadReport]:
+    """Check that ``checkpoint`` fits ``model`` and say where each torch tensor comes from.
 
-    The mapping is checked both ways before anything is copied: every checkpoint tensor is used
-    once (except ``global_step``, ``mean_rgb``, optimizer slots and EMA shadows), every torch
-    parameter and buffer is filled once, and shapes agree. A failure raises
-    :class:`zoo.errors.MappingError` listing the names. ``skip`` holds torch name prefixes to leave
-    untouched (e.g. the classifier when loading a backbone for another class count); their
-    checkpoint tensors are then ignored. ``use_ema`` takes ``<name>/ExponentialMovingAverage``
-    instead of ``<name>`` where the checkpoint has both.
+    Returns ``{torch name: (checkpoint name, layout)}`` for every tensor to fill and a report
+    (``loaded`` still empty), reading only names and shapes. :func:`load_tf_weights` copies
+    along this plan; the weights cache streams along it into a file. Same checks and errors as
+    :func:`load_tf_weights`.
     """
     from zoo.errors import MappingError  # zoo depends on architectures, not the reverse at import
 
@@ -296,13 +294,33 @@ def load_tf_weights(
             + "\n"
             + hint
         )
+    return {t: (source, wanted[t].layout) for t, source in sources.items()}, report
 
+
+def load_tf_weights(
+    model: nn.Module,
+    checkpoint: Mapping[str, np.ndarray],
+    *,
+    skip: tuple[str, ...] = (),
+    use_ema: bool = True,
+) -> LoadReport:
+    """Fill ``model`` from a ``{tf_name: array}`` mapping (or a lazy checkpoint reader).
+
+    The mapping is checked both ways before anything is copied: every checkpoint tensor is used
+    once (except ``global_step``, ``mean_rgb``, optimizer slots and EMA shadows), every torch
+    parameter and buffer is filled once, and shapes agree. A failure raises
+    :class:`zoo.errors.MappingError` listing the names. ``skip`` holds torch name prefixes to leave
+    untouched (e.g. the classifier when loading a backbone for another class count); their
+    checkpoint tensors are then ignored. ``use_ema`` takes ``<name>/ExponentialMovingAverage``
+    instead of ``<name>`` where the checkpoint has both.
+    """
+    plan, report = plan_tf_weights(model, checkpoint, skip=skip, use_ema=use_ema)
     state = dict(model.named_parameters())
     state.update(dict(model.named_buffers()))
     with torch.no_grad():
-        for torch_name, source in sources.items():
+        for torch_name, (source, layout) in plan.items():
             value = np.asarray(checkpoint[source])
-            array = wanted[torch_name].layout.to_torch(value)
+            array = layout.to_torch(value)
             dest = state[torch_name]
             dest.copy_(torch.from_numpy(np.ascontiguousarray(array)).to(dest.dtype))
             report.loaded.append(source)

@@ -34,9 +34,16 @@ def run_isolated(code: str, *, env: dict[str, str] | None = None) -> dict[str, A
     The dict gains ``peak_rss_mb``, the child's own maximum resident set, so memory figures of
     different approaches measured in one run do not contaminate each other.
     """
+    # VmHWM is the peak RSS of this process's own address space. ru_maxrss is not usable here:
+    # Linux carries the parent's RSS at fork time over the exec into the child's ru_maxrss, so
+    # a benchmark process holding 2 GB would report >= 2 GB for every child it starts.
     epilogue = (
         "\nimport json as _json, resource as _resource\n"
-        "result['peak_rss_mb'] = _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "try:\n"
+        "    _hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
+        "    result['peak_rss_mb'] = int(_hwm.split()[1]) / 1024\n"
+        "except (OSError, IndexError):\n"
+        "    result['peak_rss_mb'] = _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss / 1024\n"
         "print(_json.dumps(result))\n"
     )
     proc = subprocess.run(

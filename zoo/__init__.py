@@ -9,10 +9,13 @@ from __future__ import annotations
 from .checkpoint import open_checkpoint
 from .errors import (
     ArchiveError,
+    CacheError,
     CheckpointError,
     ChecksumError,
+    ConfigError,
     DownloadError,
     MappingError,
+    NoWeightsError,
     OfflineError,
     RegistryError,
     UnknownModelError,
@@ -21,25 +24,37 @@ from .errors import (
 from .export import export_tf_checkpoint
 from .labels import imagenet_labels
 from .models import list_models, load
+from .pretrained import CacheInfo, cache_info, download_weights, import_tarball
+from .registry import ModelInfo, list_pretrained, model_info
 from .transforms import get_transform
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ArchiveError",
+    "CacheError",
+    "CacheInfo",
     "CheckpointError",
     "ChecksumError",
+    "ConfigError",
     "DownloadError",
     "MappingError",
+    "ModelInfo",
+    "NoWeightsError",
     "OfflineError",
     "RegistryError",
     "UnknownModelError",
     "ZooError",
     "__version__",
+    "cache_info",
+    "download_weights",
     "export_tf_checkpoint",
     "get_transform",
     "imagenet_labels",
+    "import_tarball",
     "list_models",
+    "list_pretrained",
     "load",
+    "model_info",
     "open_checkpoint",
 ]

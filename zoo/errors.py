@@ -11,11 +11,14 @@ from collections.abc import Iterable
 
 __all__ = [
     "ArchiveError",
+    "CacheError",
     "CheckpointError",
     "CheckpointKeyError",
     "ChecksumError",
+    "ConfigError",
     "DownloadError",
     "MappingError",
+    "NoWeightsError",
     "OfflineError",
     "RegistryError",
     "UnknownModelError",
@@ -55,6 +58,10 @@ class RegistryError(ZooError):
     """An invalid ``weights_registry.json`` (or ``ZOO_REGISTRY`` file)."""
 
 
+class NoWeightsError(ZooError, ValueError):
+    """``pretrained=True`` for a network whose weights were never published (``resnet_v1_200``)."""
+
+
 class DownloadError(ZooError):
     """A download that failed, or whose size or hash did not match the registry."""
 
@@ -65,6 +72,14 @@ class OfflineError(DownloadError):
 
 class ArchiveError(ZooError):
     """A tarball that is corrupt, truncated or holds unsafe members (``..``, links, devices)."""
+
+
+class CacheError(ZooError):
+    """The weights cache cannot be used: a lock not obtained in time, an unwritable directory."""
+
+
+class ConfigError(ZooError, ValueError):
+    """An invalid setting (``ZOO_*`` environment variable or keyword argument)."""
 
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 5) -> str:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Union
 
 import numpy as np
+import torch
 from torch import nn
 
 import architectures
 from architectures._tf import checkpoint_num_classes, load_tf_weights
 
-from .errors import MappingError
+from .errors import MappingError, UnknownModelError
+from .hub import ProgressCallback
 
 __all__ = ["CheckpointLike", "list_models", "load", "load_checkpoint_into"]
 
@@ -36,13 +38,18 @@ def load(
     num_classes: int | None = None,
     skip_classifier: bool = False,
     use_ema: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    offline: bool | None = None,
+    progress: bool | ProgressCallback = True,
     **model_kwargs: Any,
 ) -> nn.Module:
     """Build the slim network ``name``, optionally filled with TF weights, in eval mode.
 
     Args:
-        name: slim network name, see :func:`list_models`.
-        pretrained: download (once), verify, convert and cache the published checkpoint.
+        name: slim network name, see :func:`list_models` (with ``pretrained=True``, a model of
+            the weights registry, see :func:`zoo.list_pretrained`).
+        pretrained: the published weights: downloaded, verified, converted and cached on first
+            use (see :func:`zoo.download_weights`), then loaded from the cache.
         checkpoint: a TF checkpoint path (V1 file, V2 prefix or ``.index``, or a directory with
             one checkpoint) or a ``{tf_variable_name: array}`` mapping, e.g. a fine-tuned model.
         num_classes: classifier size. ``None`` takes it from the checkpoint (any class count of a
@@ -50,20 +57,28 @@ def load(
         skip_classifier: with a ``num_classes`` that differs from the checkpoint's, load
             everything but the classifier (which keeps its random initialisation), for fine-tuning.
         use_ema: take ``ExponentialMovingAverage`` shadows where the checkpoint has them.
+        cache_dir, offline, progress: for ``pretrained=True``, see :func:`zoo.download_weights`
+            (defaults: ``ZOO_CACHE_DIR``, ``ZOO_OFFLINE``, a bar on a terminal).
         **model_kwargs: passed to the network (``global_pool``, ``output_stride``, ...).
 
     Raises:
         zoo.UnknownModelError: ``name`` is not a known network (the message lists close matches).
         zoo.MappingError: the checkpoint does not fit the network (names and shapes listed).
+        zoo.NoWeightsError: ``pretrained=True`` for a network without published weights.
+        zoo.OfflineError, zoo.DownloadError, zoo.ArchiveError: see :func:`zoo.download_weights`.
     """
-    constructor = architectures.get_constructor(name)
     if pretrained and checkpoint is not None:
         raise ValueError("pass either pretrained=True or checkpoint=..., not both")
     if pretrained:
-        raise NotImplementedError(
-            f"pretrained=True is not available yet for {name!r}: convert a checkpoint you have "
-            f"with zoo.load({name!r}, checkpoint='path/to/model.ckpt')"
+        return _load_pretrained(
+            name,
+            num_classes=num_classes,
+            skip_classifier=skip_classifier,
+            use_ema=use_ema,
+            download={"cache_dir": cache_dir, "offline": offline, "progress": progress},
+            model_kwargs=model_kwargs,
         )
+    constructor = architectures.get_constructor(name)
 
     kwargs = dict(model_kwargs)
     if num_classes is not None:
@@ -78,6 +93,105 @@ def load(
             use_ema=use_ema,
         )
     return model.eval()
+
+
+def _load_pretrained(
+    name: str,
+    *,
+    num_classes: int | None,
+    skip_classifier: bool,
+    use_ema: bool,
+    download: dict[str, Any],
+    model_kwargs: dict[str, Any],
+) -> nn.Module:
+    """Build the network of registry entry ``name`` and fill it from the weights cache."""
+    from .pretrained import download_weights, released_model_info
+
+    info = released_model_info(name)  # a clear error first if nothing was published
+    try:
+        constructor = architectures.get_constructor(info.architecture)  # before any download
+    except UnknownModelError:
+        raise UnknownModelError(
+            f"{name!r} has published weights, but its network {info.architecture!r} is not "
+            f"available in this slimzoo (networks: {', '.join(list_models())})."
+        ) from None
+    path = download_weights(name, use_ema=use_ema, **download)
+    released = info.num_classes
+    wanted = released if num_classes is None else num_classes
+    if wanted != released and not skip_classifier:
+        raise MappingError(
+            f"num_classes={num_classes} but the published {name} weights have {released} "
+            f"classes. Leave num_classes unset for the {released}-class classifier, or pass "
+            "skip_classifier=True to load everything but the classifier (for fine-tuning)."
+        )
+    state, owned = _read_safetensors(path)
+    # Every tensor is about to be loaded: when that is safe, skip the random initialisation
+    # (most of the time of building a large network) and take the loaded tensors as they are.
+    skeleton = None
+    if wanted == released:  # (otherwise the new classifier keeps its random initialisation)
+        skeleton = build_on_meta(constructor, num_classes=wanted, **model_kwargs)
+    if skeleton is not None and owned:
+        model, assign = skeleton, True
+    elif skeleton is not None:
+        model, assign = skeleton.to_empty(device="cpu"), False
+    else:
+        model, assign = constructor(num_classes=wanted, **model_kwargs), False
+    if wanted == released:
+        problems = model.load_state_dict(state, strict=False, assign=assign)
+        missing, unexpected = problems.missing_keys, problems.unexpected_keys
+    else:
+        heads = _classifier_scopes(model)
+        problems = model.load_state_dict(
+            {k: v for k, v in state.items() if not _under(k, heads)}, strict=False
+        )
+        missing = [k for k in problems.missing_keys if not _under(k, heads)]
+        unexpected = problems.unexpected_keys
+    if missing or unexpected:
+        raise MappingError(
+            f"the cached weights {path} do not fit {name} as built now (missing: "
+            f"{missing[:5]}, unexpected: {unexpected[:5]}). If the network's code changed, "
+            "delete the file to have it converted again (its mapping version should be bumped)."
+        )
+    return model.eval()
+
+
+def build_on_meta(constructor: Callable[..., nn.Module], **kwargs: Any) -> nn.Module | None:
+    """The network on PyTorch's ``meta`` device (no memory, no random initialisation), or
+    ``None`` when a state dict would not restore it completely.
+
+    For a model whose every parameter and buffer is loaded next (strictly, with
+    ``assign=True``, or into ``to_empty`` storage). ``None`` (build it normally) when the
+    constructor cannot run on ``meta``, or when the model holds state that a state dict does not
+    carry: non-persistent buffers or plain tensor attributes.
+    """
+    try:
+        with torch.device("meta"):
+            model = constructor(**kwargs)
+    except Exception:  # e.g. a constructor that reads a tensor's value
+        return None
+    for module in model.modules():
+        if module._non_persistent_buffers_set:
+            return None
+        for value in vars(module).values():
+            values = value if isinstance(value, (list, tuple)) else (value,)
+            if any(isinstance(v, torch.Tensor) for v in values):
+                return None
+    return model
+
+
+def _read_safetensors(path: os.PathLike[str]) -> tuple[dict[str, torch.Tensor], bool]:
+    """The file's tensors, and whether they own their memory (read with ``pread``).
+
+    Owned tensors can become the model's parameters directly. Memory-mapped ones (the default
+    backend, and the only one of older safetensors) must be copied: a model built on a mapping
+    would crash (SIGBUS) if the file were later overwritten in place.
+    """
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(path, backend="pread"), True
+    except TypeError:  # safetensors < 0.7: no backend argument
+        return load_file(path), False
 
 
 def load_checkpoint_into(
@@ -115,3 +229,7 @@ def load_checkpoint_into(
 def _classifier_scopes(model: nn.Module) -> tuple[str, ...]:
     """Torch names of every classifier (the main one and, where present, the auxiliary one)."""
     return tuple(getattr(model, "classifier_names", (model.classifier_name,)))
+
+
+def _under(key: str, prefixes: tuple[str, ...]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)

@@ -1,0 +1,158 @@
+"""Safe extraction of release tarballs: only the named members, nothing outside, no links."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+
+import pytest
+from _tarballs import make_tarball, unsafe_tarball
+
+import zoo
+from zoo.archive import extract_members, normalize_member_name
+
+CKPT = b"\x01checkpoint bytes\x00" * 5000
+
+
+def tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.fixture
+def dest(tmp_path):
+    d = tmp_path / "sandbox" / "out"
+    d.mkdir(parents=True)
+    return d
+
+
+def test_only_the_wanted_members_are_extracted(tmp_path, dest):
+    tarball = make_tarball(
+        tmp_path / "r.tar.gz",
+        {
+            "eval.graph": b"graph",
+            "./model.ckpt.index": b"index",
+            "model.ckpt.data-00000-of-00001": CKPT,
+            "model.ckpt.meta": b"meta",
+        },
+    )
+    wanted = ["model.ckpt.index", "model.ckpt.data-00000-of-00001"]
+    found = extract_members(tarball.path, wanted, dest)
+    assert sorted(found) == sorted(wanted)
+    assert tree(dest) == sorted(wanted)
+    assert (dest / "model.ckpt.data-00000-of-00001").read_bytes() == CKPT
+    assert (dest / "model.ckpt.index").read_bytes() == b"index"  # "./" prefix accepted
+
+
+def test_uncompressed_tarball_and_nested_member(tmp_path, dest):
+    tarball = make_tarball(tmp_path / "r.tar", {"sub/dir/vgg_16.ckpt": CKPT}, gzip=False)
+    found = extract_members(tarball.path, ["sub/dir/vgg_16.ckpt"], dest)
+    assert found["sub/dir/vgg_16.ckpt"].read_bytes() == CKPT
+    assert found["sub/dir/vgg_16.ckpt"].parent.parent.parent == dest
+
+
+@pytest.mark.parametrize(
+    "kind, member",
+    [
+        ("traversal", "../escape.txt"),
+        ("nested_traversal", "dir/../../escape.txt"),
+        ("absolute", "absolute_escape.txt"),
+        ("symlink", "link"),
+        ("wanted_symlink", "model.ckpt"),
+        ("hardlink", "hard"),
+        ("device", "null"),
+        ("fifo", "pipe"),
+    ],
+)
+def test_hostile_members_are_refused_and_nothing_lands_outside(tmp_path, dest, kind, member):
+    tarball = unsafe_tarball(tmp_path / "evil.tar.gz", kind)
+    before = tree(tmp_path)
+    with pytest.raises(zoo.ArchiveError) as info:
+        extract_members(tarball.path, ["model.ckpt"], dest)
+    assert member in str(info.value)  # the message names the member
+    assert tree(tmp_path) == before  # nothing written anywhere, in dest or outside
+    assert not (tmp_path / "sandbox" / "escape.txt").exists()
+    assert not (tmp_path / "absolute_escape.txt").exists()
+
+
+def test_duplicate_wanted_member_is_refused(tmp_path, dest):
+    path = tmp_path / "dup.tar"
+    with tarfile.open(path, "w") as tar:
+        for data in (b"first", b"second"):
+            info = tarfile.TarInfo("model.ckpt")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(zoo.ArchiveError, match="twice"):
+        extract_members(path, ["model.ckpt"], dest)
+
+
+def test_missing_member_lists_what_the_tarball_holds(tmp_path, dest):
+    tarball = make_tarball(tmp_path / "r.tar.gz", {"other.ckpt": b"x", "eval.graph": b"g"})
+    with pytest.raises(zoo.ArchiveError) as info:
+        extract_members(tarball.path, ["vgg_16.ckpt"], dest)
+    message = str(info.value)
+    assert "vgg_16.ckpt" in message and "other.ckpt" in message and "eval.graph" in message
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.9, 0.999])
+def test_truncated_tarball_is_an_archive_error(tmp_path, dest, cut):
+    tarball = make_tarball(tmp_path / "r.tar.gz", {"vgg_16.ckpt": CKPT, "z": b"tail" * 100})
+    data = tarball.path.read_bytes()
+    tarball.path.write_bytes(data[: int(len(data) * cut)])
+    with pytest.raises(zoo.ArchiveError, match="truncated or corrupt"):
+        extract_members(tarball.path, ["vgg_16.ckpt"], dest)
+
+
+def test_corrupt_gzip_data_is_an_archive_error(tmp_path, dest):
+    tarball = make_tarball(tmp_path / "r.tar.gz", {"vgg_16.ckpt": CKPT})
+    data = bytearray(tarball.path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    tarball.path.write_bytes(bytes(data))
+    with pytest.raises(zoo.ArchiveError, match="truncated or corrupt"):
+        extract_members(tarball.path, ["vgg_16.ckpt"], dest)
+
+
+def test_bad_gzip_checksum_after_the_member_is_caught(tmp_path, dest):
+    """The CRC sits in the gzip trailer, after the member: the archive is read to its end."""
+    tarball = make_tarball(tmp_path / "r.tar.gz", {"vgg_16.ckpt": CKPT})
+    data = bytearray(tarball.path.read_bytes())
+    data[-8] ^= 0x01  # first byte of the CRC32 trailer
+    tarball.path.write_bytes(bytes(data))
+    with pytest.raises(zoo.ArchiveError, match="truncated or corrupt"):
+        extract_members(tarball.path, ["vgg_16.ckpt"], dest)
+
+
+def test_not_a_tarball(tmp_path, dest):
+    path = tmp_path / "r.tar.gz"
+    path.write_bytes(gzip.compress(b"this is not a tar archive" * 100))
+    with pytest.raises(zoo.ArchiveError):
+        extract_members(path, ["vgg_16.ckpt"], dest)
+
+
+@pytest.mark.parametrize(
+    "name, normalized",
+    [
+        ("a/b.ckpt", "a/b.ckpt"),
+        ("./a//b.ckpt", "a/b.ckpt"),
+        ("./", ""),
+        ("../a", None),
+        ("a/../../b", None),
+        ("/etc/passwd", None),
+        ("a\\..\\b", None),
+        ("C:/x", None),
+    ],
+)
+def test_member_name_normalization(name, normalized):
+    assert normalize_member_name(name) == normalized
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+def test_digest_sees_every_byte_of_the_tarball(tmp_path, dest, compressed):
+    tarball = make_tarball(
+        tmp_path / "r.tar", {"a": CKPT, "vgg_16.ckpt": CKPT[::-1], "z": b"tail"}, gzip=compressed
+    )
+    digest = hashlib.sha256()
+    extract_members(tarball.path, ["vgg_16.ckpt"], dest, digest=digest)
+    assert digest.hexdigest() == tarball.sha256
+    assert (dest / "vgg_16.ckpt").read_bytes() == CKPT[::-1]
