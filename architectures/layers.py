@@ -129,8 +129,27 @@ class Conv2dSame(nn.Conv2d):
         return F.conv2d(x, weight, self.bias, s, (top, left), d, self.groups)
 
 
+def _native_max_pool_padding(size: int, kernel: int, stride: int) -> int | None:
+    """Symmetric padding with which ``max_pool2d(..., ceil_mode=True)`` places its windows
+    exactly where TF 'SAME' does along a dimension of ``size``, or None where it cannot.
+
+    Both start window ``i`` at ``i * stride - before``; torch's ceil mode lets the last window
+    run past the end (where TF pads ``after >= before``), so only the window count and torch's
+    limit ``padding <= kernel // 2`` need checking. For max pooling the padding value does not
+    matter as long as it never wins, so no padded copy is needed.
+    """
+    before, _ = same_padding_amounts(size, kernel, stride)
+    if before > kernel // 2 or size + 2 * before < kernel:
+        return None
+    count = math.ceil((size + 2 * before - kernel) / stride) + 1
+    if (count - 1) * stride >= size + before:  # torch drops a window starting in the padding
+        count -= 1
+    return before if count == math.ceil(size / stride) else None
+
+
 class MaxPool2dSame(nn.Module):
-    """slim ``max_pool2d``; 'SAME' pads with -inf so padding never wins the max."""
+    """slim ``max_pool2d``; 'SAME' pads with -inf so padding never wins the max (without a padded
+    copy where torch's ``ceil_mode`` windows coincide with TF's, e.g. 3x3/2 on any size)."""
 
     def __init__(
         self,
@@ -143,9 +162,14 @@ class MaxPool2dSame(nn.Module):
         self.same = padding.upper() == "SAME"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.kernel_size, self.stride
         if self.same:
-            x = pad_same(x, self.kernel_size, self.stride, value=float("-inf"))
-        return F.max_pool2d(x, self.kernel_size, self.stride)
+            ph = _native_max_pool_padding(x.shape[-2], k[0], s[0])
+            pw = _native_max_pool_padding(x.shape[-1], k[1], s[1])
+            if ph is not None and pw is not None:
+                return F.max_pool2d(x, k, s, (ph, pw), ceil_mode=True)
+            x = pad_same(x, k, s, value=float("-inf"))
+        return F.max_pool2d(x, k, s)
 
     def extra_repr(self) -> str:
         mode = "SAME" if self.same else "VALID"
