@@ -227,10 +227,23 @@ class Conv1x1AsLinear(nn.Linear):
     ``[1, 1, in, out]``). It is a plain ``nn.Linear`` in torch; the mapping reshapes."""
 
 
+# In-place forms of the activations slim uses (ConvBnAct's inference path)
+_INPLACE_ACTS: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
+    nn.ReLU: torch.relu_,
+    nn.ReLU6: lambda t: t.clamp_(0.0, 6.0),
+    nn.Identity: lambda t: t,
+}
+
+
 class ConvBnAct(nn.Module):
     """slim ``conv2d`` with ``normalizer_fn=batch_norm`` and an activation, in one TF scope.
 
     TF names: ``<scope>/weights`` (and ``biases`` when ``bias=True``), ``<scope>/BatchNorm/...``.
+
+    In inference (batch norm in eval mode, no autograd) the conv output, which nothing else
+    holds, is normalised (as ``x * scale + shift`` from the moving statistics) and activated in
+    place: the network then allocates one tensor per conv instead of three, which is what
+    memory-bound CPU inference is sensitive to.
     """
 
     # children → TF scope component ('' = the conv's variables live in this module's own scope)
@@ -259,7 +272,30 @@ class ConvBnAct(nn.Module):
         self.act = act() if act is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(self.conv(x)))
+        y = self.conv(x)
+        inplace_act = _INPLACE_ACTS.get(type(self.act))
+        if inplace_act is None or not self._normalize_in_place(y):
+            return self.act(self.bn(y))
+        return inplace_act(y)
+
+    def _normalize_in_place(self, y: torch.Tensor) -> bool:
+        """Apply the inference batch norm to ``y`` in place; False where that is not allowed
+        (training statistics, or autograd needs the unmodified conv output)."""
+        if torch.is_grad_enabled() and y.requires_grad:
+            return False
+        bn = self.bn
+        if isinstance(bn, nn.Identity):
+            return True
+        if not isinstance(bn, nn.BatchNorm2d) or bn.training or bn.running_mean is None:
+            return False
+        scale = torch.rsqrt(bn.running_var + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight
+        shift = -bn.running_mean * scale
+        if bn.bias is not None:
+            shift = shift + bn.bias
+        torch.addcmul(shift[:, None, None], y, scale[:, None, None], out=y)
+        return True
 
 
 class SeparableConv2dSame(nn.Module):
