@@ -150,7 +150,7 @@ class BatchNormRelu(BatchNorm2d):
         super().__init__(num_features, eps=BN_EPS, scale=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(super().forward(x))
+        return torch.relu_(super().forward(x))  # the normalised tensor is new: ReLU in place
 
 
 class ConvLogits(Conv1x1AsLinear):
@@ -233,6 +233,23 @@ class SlimResNet(SlimNet):
         for name in self.block_names:
             x = getattr(self, name)(x)
         return x
+
+    def use_channels_last(self) -> None:
+        """Store the conv kernels channels-last; with :meth:`to_channels_last` on the input the
+        whole network then runs in that memory layout (same shapes and values to the caller).
+
+        On CPU, oneDNN convolves channels-last activations directly instead of converting every
+        one to and from its blocked layout, and max pooling, batch norm and the residual adds
+        get cheaper (ResNet-50 on CPU: about 30% less time than NCHW at batch 16; kernels
+        stored channels-last save another 10-20% at batch 1, where PyTorch would otherwise
+        convert them at every call). It is also the layout tensor-core GPUs prefer.
+        """
+        self.to(memory_format=torch.channels_last)
+
+    @staticmethod
+    def to_channels_last(x: torch.Tensor) -> torch.Tensor:
+        """The image batch in channels-last memory layout (a no-op when it already is)."""
+        return x.contiguous(memory_format=torch.channels_last)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Feature map → logits (N, classes), or a score map (N, classes, h, w) when

@@ -87,7 +87,7 @@ class Bottleneck(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = subsample(x, self.stride) if self.shortcut is None else self.shortcut(x)
         residual = self.conv3(self.conv2(self.conv1(x)))
-        return torch.relu(shortcut + residual)
+        return residual.add_(shortcut).relu_()  # in place: conv3's output is a new tensor
 
 
 # --------------------------------------------------------------------------- the model
@@ -127,9 +127,11 @@ class ResNetV1(SlimResNet):
         self.pool1 = MaxPool2dSame(3, 2, "SAME")
         num_features = self.add_blocks(Bottleneck, num_units, in_channels=64)
         self.add_head(num_features)
+        self.use_channels_last()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Image (N, 3, H, W) → ``block4`` map (N, 2048, H/s, W/s), s = ``output_stride``."""
+        x = self.to_channels_last(x)
         return self.forward_blocks(self.pool1(self.conv1(x)))
 
 

@@ -101,7 +101,8 @@ class Bottleneck(nn.Module):
             shortcut = subsample(x, self.stride)
         else:
             shortcut = self.shortcut(preact)
-        return shortcut + self.conv3(self.conv2(self.conv1(preact)))
+        residual = self.conv3(self.conv2(self.conv1(preact)))
+        return residual.add_(shortcut)  # in place: conv3's output is a new tensor
 
 
 # --------------------------------------------------------------------------- the model
@@ -143,9 +144,11 @@ class ResNetV2(SlimResNet):
         num_features = self.add_blocks(Bottleneck, num_units, in_channels=64)
         self.postnorm = BatchNormRelu(num_features)
         self.add_head(num_features)
+        self.use_channels_last()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Image (N, 3, H, W) → ``postnorm`` map (N, 2048, H/s, W/s), s = ``output_stride``."""
+        x = self.to_channels_last(x)
         return self.postnorm(self.forward_blocks(self.pool1(self.conv1(x))))
 
 
