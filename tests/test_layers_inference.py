@@ -73,3 +73,26 @@ def test_conv_bn_act_keeps_autograd_and_training_on_the_modules():
     with torch.no_grad():
         block(x)
     assert calls == ["bn", "bn"]  # inference: in place, the batch norm module is not called
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_covering_its_input_is_the_conv(channels_last, bias):
+    """A VALID conv whose kernel is the whole map (VGG's fc6) runs as a matrix product."""
+    from architectures.layers import Conv2dSame
+
+    torch.manual_seed(0)
+    conv = Conv2dSame(5, 7, (3, 4), padding="VALID", bias=bias)
+    x = torch.randn(2, 5, 3, 4)
+    if channels_last:
+        conv.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    assert conv._covers_input(x)
+    with torch.no_grad():
+        want = F.conv2d(x, conv.weight, conv.bias)
+        got = conv(x)
+        assert got.shape == want.shape == (2, 7, 1, 1)
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+        bigger = torch.randn(2, 5, 4, 6)
+        assert not conv._covers_input(bigger)
+        assert torch.equal(conv(bigger), F.conv2d(bigger, conv.weight, conv.bias))
