@@ -168,3 +168,18 @@ def test_head_api():
         "predictions",
     ]
     assert torch.allclose(points["predictions"].sum(1), torch.ones(2))
+
+
+@pytest.mark.parametrize("arch", ["resnet_v1_50", "resnet_v2_50"])
+def test_trains_despite_in_place_inference_shortcuts(arch):
+    """The in-place adds and ReLUs leave autograd intact (training mode and eval with grad)."""
+    model = create_model(arch, num_classes=3)
+    x = torch.randn(2, 3, 48, 40)
+    for train in (True, False):
+        model.train(train)
+        model.zero_grad()
+        model(x).logsumexp(1).sum().backward()
+        grads = [p.grad for p in model.parameters()]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads)
+        root_conv = model.conv1 if arch.startswith("resnet_v2") else model.conv1.conv
+        assert root_conv.weight.grad.abs().sum() > 0
