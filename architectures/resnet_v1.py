@@ -23,7 +23,8 @@ Slim quirks reproduced here:
   1x1 conv ``logits`` then gives a score map;
 * the checkpoints also hold ``<scope>/mean_rgb`` and ``global_step``; the loader ignores both.
 
-``forward_features`` returns the ``block4`` map (slim's end point ``<scope>/block4``).
+``forward_features`` returns the ``block4`` map (slim's end point ``<scope>/block4``). The
+network runs in channels-last memory layout for speed (``SlimResNet.use_channels_last``).
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ Slim quirks reproduced here:
 
 ``forward_features`` returns the map *after* ``postnorm`` (as timm does for pre-activation nets:
 the ``block4`` sum is not normalised, and every use of it in slim goes through ``postnorm``); slim's
-end point ``<scope>/block4`` is the map before it.
+end point ``<scope>/block4`` is the map before it. The network runs in channels-last memory layout
+for speed (``SlimResNet.use_channels_last``).
 """
 
 from __future__ import annotations
