@@ -48,14 +48,15 @@ class SlimNet(nn.Module):
     def end_points(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         """Run the network and return slim's end points (its names, NCHW tensors) in run order.
 
-        Meant for parity debugging and feature extraction; the tensors are detached.
+        Meant for parity debugging and feature extraction; the tensors are detached copies taken
+        as each module returns (networks may reuse an output's memory in place afterwards).
         """
         captured: OrderedDict[str, torch.Tensor] = OrderedDict()
         handles = []
         for name, module in self.end_point_modules().items():
 
             def hook(_m, _inp, out, name=name):
-                captured[name] = out.detach()
+                captured[name] = out.detach().clone()  # later in-place ops must not change it
 
             handles.append(module.register_forward_hook(hook))
         try:

@@ -114,6 +114,8 @@ class Conv2dSame(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.dynamic_same:
+            if self._covers_input(x):
+                return self._as_matrix_product(x)
             return super().forward(x)
         k, s, d = self.kernel_size, self.stride, self.dilation
         top, bottom = same_padding_amounts(x.shape[-2], k[0], s[0], d[0])
@@ -128,9 +130,49 @@ class Conv2dSame(nn.Conv2d):
             top, left = bottom, right
         return F.conv2d(x, weight, self.bias, s, (top, left), d, self.groups)
 
+    def _covers_input(self, x: torch.Tensor) -> bool:
+        """A VALID conv whose kernel is exactly the input map (VGG's fc6 at 224x224, heads that
+        convolve a whole map): its single output pixel is a matrix product."""
+        return (
+            tuple(x.shape[-2:]) == self.kernel_size
+            and self.padding == (0, 0)
+            and self.dilation == (1, 1)
+            and self.groups == 1
+            and x.dim() == 4
+        )
+
+    def _as_matrix_product(self, x: torch.Tensor) -> torch.Tensor:
+        # One GEMM that reads the kernel once; the conv path would also re-lay the whole kernel
+        # out for oneDNN at every call (411 MB for VGG's fc6). Both sides are flattened in the
+        # kernel's memory order, so neither is copied.
+        w = self.weight
+        if w.is_contiguous(memory_format=torch.channels_last):
+            w, x = w.permute(0, 2, 3, 1), x.permute(0, 2, 3, 1)
+        y = F.linear(x.reshape(x.shape[0], -1), w.reshape(w.shape[0], -1), self.bias)
+        return y[:, :, None, None]
+
+
+def _native_max_pool_padding(size: int, kernel: int, stride: int) -> int | None:
+    """Symmetric padding with which ``max_pool2d(..., ceil_mode=True)`` places its windows
+    exactly where TF 'SAME' does along a dimension of ``size``, or None where it cannot.
+
+    Both start window ``i`` at ``i * stride - before``; torch's ceil mode lets the last window
+    run past the end (where TF pads ``after >= before``), so only the window count and torch's
+    limit ``padding <= kernel // 2`` need checking. For max pooling the padding value does not
+    matter as long as it never wins, so no padded copy is needed.
+    """
+    before, _ = same_padding_amounts(size, kernel, stride)
+    if before > kernel // 2 or size + 2 * before < kernel:
+        return None
+    count = math.ceil((size + 2 * before - kernel) / stride) + 1
+    if (count - 1) * stride >= size + before:  # torch drops a window starting in the padding
+        count -= 1
+    return before if count == math.ceil(size / stride) else None
+
 
 class MaxPool2dSame(nn.Module):
-    """slim ``max_pool2d``; 'SAME' pads with -inf so padding never wins the max."""
+    """slim ``max_pool2d``; 'SAME' pads with -inf so padding never wins the max (without a padded
+    copy where torch's ``ceil_mode`` windows coincide with TF's, e.g. 3x3/2 on any size)."""
 
     def __init__(
         self,
@@ -143,9 +185,14 @@ class MaxPool2dSame(nn.Module):
         self.same = padding.upper() == "SAME"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.kernel_size, self.stride
         if self.same:
-            x = pad_same(x, self.kernel_size, self.stride, value=float("-inf"))
-        return F.max_pool2d(x, self.kernel_size, self.stride)
+            ph = _native_max_pool_padding(x.shape[-2], k[0], s[0])
+            pw = _native_max_pool_padding(x.shape[-1], k[1], s[1])
+            if ph is not None and pw is not None:
+                return F.max_pool2d(x, k, s, (ph, pw), ceil_mode=True)
+            x = pad_same(x, k, s, value=float("-inf"))
+        return F.max_pool2d(x, k, s)
 
     def extra_repr(self) -> str:
         mode = "SAME" if self.same else "VALID"
@@ -203,10 +250,23 @@ class Conv1x1AsLinear(nn.Linear):
     ``[1, 1, in, out]``). It is a plain ``nn.Linear`` in torch; the mapping reshapes."""
 
 
+# In-place forms of the activations slim uses (ConvBnAct's inference path)
+_INPLACE_ACTS: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
+    nn.ReLU: torch.relu_,
+    nn.ReLU6: lambda t: t.clamp_(0.0, 6.0),
+    nn.Identity: lambda t: t,
+}
+
+
 class ConvBnAct(nn.Module):
     """slim ``conv2d`` with ``normalizer_fn=batch_norm`` and an activation, in one TF scope.
 
     TF names: ``<scope>/weights`` (and ``biases`` when ``bias=True``), ``<scope>/BatchNorm/...``.
+
+    In inference (batch norm in eval mode, no autograd) the conv output, which nothing else
+    holds, is normalised (as ``x * scale + shift`` from the moving statistics) and activated in
+    place: the network then allocates one tensor per conv instead of three, which is what
+    memory-bound CPU inference is sensitive to.
     """
 
     # children → TF scope component ('' = the conv's variables live in this module's own scope)
@@ -235,7 +295,30 @@ class ConvBnAct(nn.Module):
         self.act = act() if act is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(self.conv(x)))
+        y = self.conv(x)
+        inplace_act = _INPLACE_ACTS.get(type(self.act))
+        if inplace_act is None or not self._normalize_in_place(y):
+            return self.act(self.bn(y))
+        return inplace_act(y)
+
+    def _normalize_in_place(self, y: torch.Tensor) -> bool:
+        """Apply the inference batch norm to ``y`` in place; False where that is not allowed
+        (training statistics, or autograd needs the unmodified conv output)."""
+        if torch.is_grad_enabled() and y.requires_grad:
+            return False
+        bn = self.bn
+        if isinstance(bn, nn.Identity):
+            return True
+        if not isinstance(bn, nn.BatchNorm2d) or bn.training or bn.running_mean is None:
+            return False
+        scale = torch.rsqrt(bn.running_var + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight
+        shift = -bn.running_mean * scale
+        if bn.bias is not None:
+            shift = shift + bn.bias
+        torch.addcmul(shift[:, None, None], y, scale[:, None, None], out=y)
+        return True
 
 
 class SeparableConv2dSame(nn.Module):
