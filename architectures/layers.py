@@ -36,6 +36,7 @@ __all__ = [
     "SeparableConv2dSame",
     "SpatialSqueeze",
     "Squeeze1x1",
+    "batch_norm_after_conv",
     "make_padding",
     "pad_same",
     "same_padding_amounts",
@@ -117,6 +118,20 @@ class Conv2dSame(nn.Conv2d):
         return super().forward(x)
 
 
+def _pool_padding_is_native(
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    *pads: tuple[int, int],
+) -> bool:
+    """Whether torch's pooling padding (+ ``ceil_mode``) reproduces these TF 'SAME' pads: equal
+    pads, or one more at the bottom/right under a stride > 1, within torch's limit of half a
+    kernel."""
+    return all(
+        before <= k // 2 and (after == before or (after == before + 1 and s > 1))
+        for (before, after), k, s in zip(pads, kernel, stride)
+    )
+
+
 class MaxPool2dSame(nn.Module):
     """slim ``max_pool2d``; 'SAME' pads with -inf so padding never wins the max."""
 
@@ -131,9 +146,16 @@ class MaxPool2dSame(nn.Module):
         self.same = padding.upper() == "SAME"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.same:
-            x = pad_same(x, self.kernel_size, self.stride, value=float("-inf"))
-        return F.max_pool2d(x, self.kernel_size, self.stride)
+        k, s = self.kernel_size, self.stride
+        if not self.same:
+            return F.max_pool2d(x, k, s)
+        top, bottom = same_padding_amounts(x.shape[-2], k[0], s[0])
+        left, right = same_padding_amounts(x.shape[-1], k[1], s[1])
+        if _pool_padding_is_native(k, s, (top, bottom), (left, right)):
+            # torch's own padding never wins the max either, and ceil_mode adds the last window
+            # that reaches one pixel into TF's extra bottom/right padding; no padded copy
+            return F.max_pool2d(x, k, s, (top, left), ceil_mode=bottom > top or right > left)
+        return F.max_pool2d(pad_same(x, k, s, value=float("-inf")), k, s)
 
     def extra_repr(self) -> str:
         mode = "SAME" if self.same else "VALID"
@@ -223,7 +245,31 @@ class ConvBnAct(nn.Module):
         self.act = act() if act is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(self.conv(x)))
+        return self.act(batch_norm_after_conv(self.bn, self.conv(x)))
+
+
+def batch_norm_after_conv(bn: nn.Module, y: torch.Tensor) -> torch.Tensor:
+    """``bn(y)`` for the fresh output ``y`` of a conv; at inference (eval mode, no autograd) an
+    affine batch norm with moving statistics is written into ``y`` instead of a new tensor.
+
+    On CPU, allocating a new activation per layer costs more than the arithmetic (page faults
+    on every large tensor), so this in-place form makes a conv + batch norm + ReLU block about
+    as cheap as TensorFlow's fused one. It is the same affine map, rounded differently (1 ulp).
+    The batch norm module itself is not called on this path (no forward hooks on it).
+    """
+    if (
+        bn.training
+        or torch.is_grad_enabled()
+        or not isinstance(bn, nn.BatchNorm2d)
+        or bn.running_var is None
+    ):
+        return bn(y)
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        scale.mul_(bn.weight)
+    beta = bn.bias if bn.bias is not None else torch.zeros_like(scale)
+    shift = torch.addcmul(beta, bn.running_mean, scale, value=-1)  # beta - mean * scale
+    return torch.addcmul(shift.view(1, -1, 1, 1), y, scale.view(1, -1, 1, 1), out=y)
 
 
 class SeparableConv2dSame(nn.Module):
