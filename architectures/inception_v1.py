@@ -46,7 +46,8 @@ __all__ = ["InceptionV1", "inception_v1"]
 # --------------------------------------------------------------------------- building blocks
 
 # slim conv2d under inception_arg_scope: no bias, batch norm without gamma (eps 1e-3), ReLU
-conv = partial(ConvBnAct, bn_eps=1e-3, bn_scale=False)
+# (in place: it only ever overwrites the batch norm's own output)
+conv = partial(ConvBnAct, bn_eps=1e-3, bn_scale=False, act=partial(nn.ReLU, inplace=True))
 
 
 def inception_module(

@@ -54,7 +54,9 @@ __all__ = ["InceptionV2", "inception_v2"]
 # --------------------------------------------------------------------------- building blocks
 
 # slim conv2d under inception_arg_scope: no bias, batch norm without gamma (eps 1e-3), ReLU
-conv = partial(ConvBnAct, bn_eps=1e-3, bn_scale=False)
+# (in place: it only ever overwrites the batch norm's own output)
+relu = partial(nn.ReLU, inplace=True)
+conv = partial(ConvBnAct, bn_eps=1e-3, bn_scale=False, act=relu)
 
 
 def inception_module(
@@ -181,8 +183,9 @@ class InceptionV2(ChainNet):
 
         # the separable stem: channel multiplier at most 8 so that 3 * multiplier <= depth(64)
         multiplier = min(depth(64) // 3, 8)
+        stem = SeparableConv2dSame(3, depth(64), 7, multiplier, 2, bias=True, bn=False, act=relu)
         base: OrderedDict[str, nn.Module] = OrderedDict(
-            Conv2d_1a_7x7=SeparableConv2dSame(3, depth(64), 7, multiplier, 2, bias=True, bn=False),
+            Conv2d_1a_7x7=stem,
             MaxPool_2a_3x3=MaxPool2dSame(3, 2),
             Conv2d_2b_1x1=conv(depth(64), depth(64), 1),
             Conv2d_2c_3x3=conv(depth(64), depth(192), 3),

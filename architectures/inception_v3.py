@@ -66,7 +66,8 @@ __all__ = ["InceptionV3", "inception_v3"]
 # --------------------------------------------------------------------------- building blocks
 
 # slim conv2d under inception_arg_scope: no bias, batch norm without gamma (eps 1e-3), ReLU
-conv = partial(ConvBnAct, bn_eps=1e-3, bn_scale=False)
+# (in place: it only ever overwrites the batch norm's own output)
+conv = partial(ConvBnAct, bn_eps=1e-3, bn_scale=False, act=partial(nn.ReLU, inplace=True))
 Depth = Callable[[int], int]  # slim's depth(): width at depth_multiplier 1 → thinned width
 
 
@@ -317,12 +318,11 @@ class InceptionV3(ChainNet):
         return_aux = self.aux_logits and self.training and not self._aux_end_point
         if not (return_aux or (self._aux_end_point and self.AuxLogits is not None)):
             return self.forward_head(self.forward_features(x))
-        for name in self.base_names:
-            x = getattr(self, name)(x)
+        for name, features in self.iter_base(x):
             if name == "Mixed_6e":
-                mixed_6e = x
+                mixed_6e = features
         aux = self.AuxLogits(mixed_6e)  # after Mixed_7c, as slim (end point order)
-        logits = self.forward_head(x)
+        logits = self.forward_head(features)
         return (logits, aux) if return_aux else logits
 
     def reset_classifier(self, num_classes: int) -> None:
