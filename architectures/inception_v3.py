@@ -206,8 +206,8 @@ class AuxLogits(nn.Module):
             raise ValueError(
                 "the auxiliary head's Conv2d_2a_5x5 (the checkpoint's 5x5 kernel) needs a "
                 f"Mixed_6e map of 17 to 19 pixels (inputs of 299 to 346), got "
-                f"{tuple(x.shape[-2:])}; build the model with create_aux_logits=False for this "
-                "input size"
+                f"{tuple(x.shape[-2:])}; build the model with create_aux_logits=False (or "
+                "without aux_logits=True) for this input size"
             )
         x = self.Conv2d_1b_1x1(self.AvgPool_1a_5x5(x))
         return self.Conv2d_2b_1x1(self.Conv2d_2a_5x5(x).flatten(1))
@@ -316,7 +316,8 @@ class InceptionV3(ChainNet):
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Logits (N, classes); ``(logits, aux_logits)`` in training mode with ``aux_logits``."""
         return_aux = self.aux_logits and self.training and not self._aux_end_point
-        if not (return_aux or (self._aux_end_point and self.AuxLogits is not None)):
+        run_aux = return_aux or (self._aux_end_point and self.AuxLogits is not None)
+        if not run_aux:
             return self.forward_head(self.forward_features(x))
         for name, features in self.iter_base(x):
             if name == "Mixed_6e":
