@@ -172,6 +172,7 @@ def run(quick: bool = False) -> str:
         archs = [a for a in archs if a == "inception_v3"]
 
     rows, max_diff = [], {}
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         for arch in archs:
             weights = str(Path(tmp) / f"{arch}.npz")
@@ -201,7 +202,11 @@ def run(quick: bool = False) -> str:
             "",
             table,
             "",
-            f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}.",
+            f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}; 1-minute "
+            f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after. Other "
+            "processes on the cores (a load above the core count) slow PyTorch's OpenMP "
+            "threads far more than TensorFlow's thread pool: compare multi-thread rows only "
+            "from a quiet machine.",
         ]
     )
 
