@@ -97,7 +97,8 @@ class ChainNet(SlimNet):
         The batch runs in channels-last memory format (same shape and values): PyTorch's CPU
         convolutions and, above all, its pooling are several times faster on it.
         """
-        x = x.contiguous(memory_format=torch.channels_last)
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         for name in self.base_names:
             x = getattr(self, name)(x)
             yield name, x
