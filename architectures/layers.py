@@ -19,6 +19,7 @@ pads exactly like TF and costs nothing when the padding happens to be symmetric:
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 
 import torch
@@ -28,13 +29,18 @@ from torch import nn
 __all__ = [
     "AvgPool2dSame",
     "BatchNorm2d",
+    "Concat",
     "Conv1x1AsLinear",
     "Conv2dSame",
     "ConvBnAct",
+    "ConvLogitsHead",
+    "FixedWindowAvgPool",
     "GlobalAvgPool",
     "MaxPool2dSame",
     "SeparableConv2dSame",
     "SpatialSqueeze",
+    "Squeeze1x1",
+    "batch_norm_after_conv",
     "make_padding",
     "pad_same",
     "same_padding_amounts",
@@ -295,30 +301,43 @@ class ConvBnAct(nn.Module):
         self.act = act() if act is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(x)
+        y = batch_norm_after_conv(self.bn, self.conv(x))
         inplace_act = _INPLACE_ACTS.get(type(self.act))
-        if inplace_act is None or not self._normalize_in_place(y):
-            return self.act(self.bn(y))
-        return inplace_act(y)
+        if inplace_act is None or _autograd_needs(y):
+            return self.act(y)
+        return inplace_act(y)  # y is this block's own fresh tensor
 
-    def _normalize_in_place(self, y: torch.Tensor) -> bool:
-        """Apply the inference batch norm to ``y`` in place; False where that is not allowed
-        (training statistics, or autograd needs the unmodified conv output)."""
-        if torch.is_grad_enabled() and y.requires_grad:
-            return False
-        bn = self.bn
-        if isinstance(bn, nn.Identity):
-            return True
-        if not isinstance(bn, nn.BatchNorm2d) or bn.training or bn.running_mean is None:
-            return False
-        scale = torch.rsqrt(bn.running_var + bn.eps)
-        if bn.weight is not None:
-            scale = scale * bn.weight
-        shift = -bn.running_mean * scale
-        if bn.bias is not None:
-            shift = shift + bn.bias
-        torch.addcmul(shift[:, None, None], y, scale[:, None, None], out=y)
-        return True
+
+def _autograd_needs(y: torch.Tensor) -> bool:
+    """Whether autograd may need ``y`` unmodified (then no in-place shortcut applies)."""
+    return torch.is_grad_enabled() and y.requires_grad
+
+
+def batch_norm_after_conv(bn: nn.Module, y: torch.Tensor) -> torch.Tensor:
+    """``bn(y)`` for the fresh output ``y`` of a conv; at inference (eval mode, nothing for
+    autograd to keep) an affine batch norm with moving statistics is written into ``y`` instead
+    of a new tensor.
+
+    On CPU, allocating a new activation per layer costs more than the arithmetic (page faults
+    on every large tensor), so this in-place form makes a conv + batch norm + ReLU block about
+    as cheap as TensorFlow's fused one. It is the same affine map, rounded differently (1 ulp).
+    The batch norm module itself is not called on this path (no forward hooks on it).
+    """
+    if isinstance(bn, nn.Identity):
+        return y
+    if (
+        bn.training
+        or _autograd_needs(y)
+        or not isinstance(bn, nn.BatchNorm2d)
+        or bn.running_var is None
+    ):
+        return bn(y)
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        scale.mul_(bn.weight)
+    beta = bn.bias if bn.bias is not None else torch.zeros_like(scale)
+    shift = torch.addcmul(beta, bn.running_mean, scale, value=-1)  # beta - mean * scale
+    return torch.addcmul(shift.view(1, -1, 1, 1), y, scale.view(1, -1, 1, 1), out=y)
 
 
 class SeparableConv2dSame(nn.Module):
@@ -371,3 +390,118 @@ class SpatialSqueeze(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.flatten(1) if x.shape[-2:] == (1, 1) else x
+
+
+class FixedWindowAvgPool(nn.Module):
+    """slim's fixed-window average pool before the logits: ``avg_pool2d(net, kernel, stride,
+    'VALID')``, meant to pool the map of the default input size to 1x1.
+
+    With ``shrink=True`` (Inception v2/v3) the window is clipped to a smaller map, as slim's
+    ``_reduced_kernel_size_for_small_input`` does; without (Inception v1) a map smaller than the
+    window is an error, as it is in slim.
+    """
+
+    def __init__(
+        self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int], shrink: bool
+    ) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.shrink = _pair(kernel_size), _pair(stride), shrink
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = (x.shape[-2], x.shape[-1])
+        kernel = self.kernel_size
+        if self.shrink:
+            kernel = (min(size[0], kernel[0]), min(size[1], kernel[1]))
+        elif size[0] < kernel[0] or size[1] < kernel[1]:
+            raise ValueError(
+                f"the fixed {kernel[0]}x{kernel[1]} pooling window does not fit the {size} map "
+                "of this input size; build the model with global_pool=True to average any "
+                "map size"
+            )
+        return F.avg_pool2d(x, kernel, self.stride)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, shrink={self.shrink}"
+
+
+class Squeeze1x1(nn.Module):
+    """slim's ``spatial_squeeze`` in front of a classifier: (N, C, 1, 1) → (N, C).
+
+    Unlike :class:`SpatialSqueeze` a larger map is an error (slim's squeeze fails there too), so a
+    fixed pooling window that does not cover the map is reported instead of mis-shaped logits.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (1, 1):
+            raise ValueError(
+                f"the classifier needs a 1x1 map after pooling, got {tuple(x.shape[-2:])}: the "
+                "fixed pooling window does not cover this input size; build the model with "
+                "global_pool=True to average any map size"
+            )
+        return x.flatten(1)
+
+
+class Concat(nn.Module):
+    """Branches applied to the same input, outputs concatenated along channels: the body of an
+    Inception ``Mixed_*`` block (slim's ``tf.concat([branch_0, branch_1, ...], 3)``).
+
+    The branches are the children, in order, named by their TF scopes (``Branch_0``, ...).
+    """
+
+    def __init__(self, **branches: nn.Module) -> None:
+        super().__init__()
+        for name, branch in branches.items():
+            self.add_module(name, branch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([branch(x) for branch in self.children()], dim=1)
+
+
+class ConvLogitsHead(nn.Sequential):
+    """slim's ``Logits`` scope of Inception v1–v3: average pool to 1x1, dropout (training only),
+    squeeze, and a 1x1-conv classifier with biases (a :class:`Conv1x1AsLinear`).
+
+    The children are named like slim's scopes and end points: ``pool = (name, module)``
+    (``("global_pool", GlobalAvgPool())`` or a fixed window such as ``"AvgPool_1a"``), then
+    ``dropout``, ``SpatialSqueeze`` and ``logits`` (e.g. ``"Conv2d_1c_1x1"``). With
+    ``num_classes=0`` the classifier is an ``nn.Identity`` and the head returns the features.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        drop_rate: float,
+        pool: tuple[str, nn.Module],
+        dropout: str,
+        logits: str,
+    ) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.pool_name, self.logits_name = pool[0], logits
+        self.add_module(pool[0], pool[1])
+        self.add_module(dropout, nn.Dropout(drop_rate))
+        self.add_module("SpatialSqueeze", Squeeze1x1())
+        self.add_module(logits, self._classifier(num_classes))
+
+    def _classifier(self, num_classes: int) -> nn.Module:
+        return Conv1x1AsLinear(self.in_features, num_classes) if num_classes else nn.Identity()
+
+    def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The classifier's input: pooled features (N, in_features)."""
+        *layers, _classifier = self
+        for layer in layers:
+            x = layer(x)
+        return x
+
+    def reset(self, num_classes: int) -> None:
+        """A new, randomly initialised classifier for ``num_classes`` (0: none)."""
+        setattr(self, self.logits_name, self._classifier(num_classes))
+
+    def end_point_modules(self) -> OrderedDict[str, nn.Module]:
+        """slim's end points of the head: the pool (by its name) and, with a classifier,
+        ``Logits``."""
+        points = OrderedDict([(self.pool_name, self[0])])
+        if not isinstance(self[-1], nn.Identity):
+            points["Logits"] = self[-1]
+        return points
