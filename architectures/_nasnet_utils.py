@@ -378,16 +378,23 @@ class AuxHead(nn.Module):
             )
         )
 
+    def pooled_shape(self, x: torch.Tensor) -> tuple[int, int]:
+        return (x.shape[-2] - 5) // 3 + 1, (x.shape[-1] - 5) // 3 + 1
+
+    def fits(self, x: torch.Tensor) -> bool:
+        """Whether the cell output ``x`` pools to the map the ``Conv`` kernel was built for."""
+        return self.pooled_shape(x) == (self.pooled_size, self.pooled_size)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = (x.shape[-2] - 5) // 3 + 1, (x.shape[-1] - 5) // 3 + 1
-        if pooled != (self.pooled_size, self.pooled_size):
+        if not self.fits(x):
+            pooled = self.pooled_shape(x)
             raise ValueError(
                 f"the auxiliary head takes a {self.pooled_size}x{self.pooled_size} map after its "
                 f"5x5/3 pool (the checkpoint's Conv kernel), but {self.cell_end_point} is "
                 f"{x.shape[-2]}x{x.shape[-1]}, giving {pooled[0]}x{pooled[1]}. It needs a "
                 f"{self.cell_end_point} map of {3 * self.pooled_size + 2}..."
                 f"{3 * self.pooled_size + 4} pixels (e.g. the default input size); for other "
-                "sizes use aux_logits=False (the main logits work at any size)."
+                "sizes build the model with aux_logits=False (the main logits work at any size)."
             )
         return self.aux_logits(torch.relu(x))
 
@@ -518,22 +525,26 @@ class CellNetwork(SlimNet):
     # -- running
 
     def _forward_cells(
-        self, x: torch.Tensor, run_aux: bool
+        self, x: torch.Tensor, aux: str = "off"
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Stem and cells → (last cell output, aux logits). ``aux``: ``"off"``, ``"required"``
+        (an input size the aux head cannot take raises) or ``"if_fits"`` (skipped then)."""
         x = self.conv0_bn(self.conv0(x))
         outputs: list[torch.Tensor | None] = [None, x]
-        aux = None
+        aux_logits = None
         for name, prev_offset in self.cell_plan:
             x = getattr(self, name)(x, outputs[-prev_offset])
             # keep only what a later cell can still read as its prev
             outputs = [*outputs[-2:], x]
-            if run_aux and name == self.aux_after:
-                aux = getattr(self, self.aux_head_name)(x)
-        return x, aux
+            if aux != "off" and name == self.aux_after:
+                head = getattr(self, self.aux_head_name)
+                if aux == "required" or head.fits(x):
+                    aux_logits = head(x)
+        return x, aux_logits
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Image (N, 3, H, W) → ``relu`` of the last cell (N, C, H/32, W/32, rounded up)."""
-        return torch.relu(self._forward_cells(x, run_aux=False)[0])
+        return torch.relu(self._forward_cells(x)[0])
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Features → logits; ``pre_logits=True`` stops at the pooled features (N, C)."""
@@ -542,10 +553,12 @@ class CellNetwork(SlimNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Logits; ``(logits, aux_logits)`` in training mode when built with ``aux_logits=True``."""
-        return_aux = self.training and self.aux_logits and not self._record_aux
-        features, aux = self._forward_cells(x, run_aux=return_aux or self._record_aux)
-        logits = self.forward_head(torch.relu(features))
-        return (logits, aux) if return_aux else logits
+        if self.training and self.aux_logits and not self._record_aux:
+            features, aux = self._forward_cells(x, aux="required")
+            return self.forward_head(torch.relu(features)), aux
+        # end_points() records AuxLogits where the input size suits the aux head
+        features, _ = self._forward_cells(x, aux="if_fits" if self._record_aux else "off")
+        return self.forward_head(torch.relu(features))
 
     def reset_classifier(self, num_classes: int) -> None:
         """New ``final_layer/FC`` and aux ``FC`` for ``num_classes`` (0 = identity)."""
@@ -567,8 +580,8 @@ class CellNetwork(SlimNet):
         return points
 
     def end_points(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
-        """slim's end points, ``AuxLogits`` included: as in the reference graph, the aux head
-        runs here in eval mode too (its input size must suit it, see :class:`AuxHead`)."""
+        """slim's end points with ``AuxLogits``: as in the reference graph, the aux head runs here
+        in eval mode too, where the input size suits it (otherwise there is no ``AuxLogits``)."""
         self._record_aux = True
         try:
             return super().end_points(x)
