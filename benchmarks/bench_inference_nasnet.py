@@ -89,11 +89,11 @@ def _child(*args: Any) -> dict:
     return result
 
 
-def run(quick: bool = False) -> str:
-    """Measure and return the Markdown section."""
+def run(quick: bool = False, threads: int | None = None) -> str:
+    """Measure and return the Markdown section (``threads``: default min(4, cores))."""
     import zoo
 
-    threads = _threads()
+    threads = threads or _threads()
     batches = (1,) if quick else (1, 8)
     formats = (False,) if quick else (False, True)
     archs = [a for a in NETWORKS if a in zoo.list_models()]
@@ -142,4 +142,6 @@ def run(quick: bool = False) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="batch 1, NCHW only")
-    print(run(quick=parser.parse_args().quick))
+    parser.add_argument("--threads", type=int, help="torch threads on both sides")
+    args = parser.parse_args()
+    print(run(quick=args.quick, threads=args.threads))
