@@ -357,7 +357,9 @@ class AuxHead(nn.Module):
 
     slim sizes ``Conv``'s kernel to the pooled map of the training input, so the checkpoints
     hold a 4x4 (224 nets) or 6x6 (331 nets) kernel; this head accepts exactly that pooled size
-    and raises ``ValueError`` for another one (the main logits work at any size).
+    and raises ``ValueError`` for another one. The network asks for it only with
+    ``aux_logits=True`` in training mode; ``end_points`` leaves ``AuxLogits`` out at such sizes
+    and the main logits work at any size.
     """
 
     def __init__(
