@@ -127,9 +127,10 @@ def run(quick: bool = False, threads: int | None = None) -> str:
             "### Inference speed: NASNet-A Large and PNASNet-5 Large on CPU",
             "",
             "Median wall time of one forward pass (eval, after a warm-up), "
-            f"{threads} threads on each side (`torch.set_num_threads`), each measurement in a "
-            "fresh process; both networks with the same well-scaled random weights. timm: "
-            "`nasnetalarge` / `pnasnet5large`. Ratios below 1 mean slimzoo is faster. "
+            f"{threads} thread{'s' if threads > 1 else ''} on each side "
+            "(`torch.set_num_threads`), each measurement in a fresh process; both networks with "
+            "the same well-scaled random weights. timm: `nasnetalarge` / `pnasnet5large`. "
+            "Ratios below 1 mean slimzoo is faster. "
             "Channels-last: model and input converted to `torch.channels_last` on both sides.",
             "",
             table,
