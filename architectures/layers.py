@@ -176,9 +176,45 @@ def _native_max_pool_padding(size: int, kernel: int, stride: int) -> int | None:
     return before if count == math.ceil(size / stride) else None
 
 
+def _slices_beat_pool_kernels(x: torch.Tensor) -> bool:
+    """torch's CPU pooling kernels are slow on NCHW tensors (scalar loops; ``max_pool2d`` also
+    computes indices): reducing shifted strided slices is 3-30x faster there. Channels-last and
+    GPU tensors keep torch's own kernels, which are fast."""
+    return x.device.type == "cpu" and not x.is_contiguous(memory_format=torch.channels_last)
+
+
+def _reduce_windows(
+    x: torch.Tensor,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    combine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """Combine every ``kernel`` window (at ``stride``) of an NCHW tensor that is already padded,
+    separably: the window's rows first, then its columns (exact for max; a sum only changes its
+    addition order)."""
+    (kh, kw), (sh, sw) = kernel, stride
+    out_h, out_w = (x.shape[-2] - kh) // sh + 1, (x.shape[-1] - kw) // sw + 1
+    rows = x[..., 0 : sh * (out_h - 1) + 1 : sh, :]
+    for i in range(1, kh):
+        rows = combine(rows, x[..., i : i + sh * (out_h - 1) + 1 : sh, :])
+    out = rows[..., 0 : sw * (out_w - 1) + 1 : sw]
+    for j in range(1, kw):
+        out = combine(out, rows[..., j : j + sw * (out_w - 1) + 1 : sw])
+    return out.clone() if kh == kw == 1 else out  # never a view of the input
+
+
+def _window_counts(size: int, kernel: int, stride: int, before: int, out: int) -> list[int]:
+    """Real (unpadded) pixels in each of the ``out`` windows along one dimension."""
+    starts = [o * stride - before for o in range(out)]
+    return [min(a + kernel, size) - max(a, 0) for a in starts]
+
+
 class MaxPool2dSame(nn.Module):
-    """slim ``max_pool2d``; 'SAME' pads with -inf so padding never wins the max (without a padded
-    copy where torch's ``ceil_mode`` windows coincide with TF's, e.g. 3x3/2 on any size)."""
+    """slim ``max_pool2d``; 'SAME' pads with -inf so padding never wins the max.
+
+    Two fast paths give the same values: NCHW tensors on CPU are pooled from shifted slices
+    (torch's kernels are slow there), and elsewhere torch's ``ceil_mode`` windows are used without
+    a padded copy where they coincide with TF's (e.g. 3x3/2 on any size)."""
 
     def __init__(
         self,
@@ -192,6 +228,10 @@ class MaxPool2dSame(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s = self.kernel_size, self.stride
+        if _slices_beat_pool_kernels(x):
+            if self.same:
+                x = pad_same(x, k, s, value=float("-inf"))
+            return _reduce_windows(x, k, s, torch.maximum)
         if self.same:
             ph = _native_max_pool_padding(x.shape[-2], k[0], s[0])
             pw = _native_max_pool_padding(x.shape[-1], k[1], s[1])
@@ -220,6 +260,8 @@ class AvgPool2dSame(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s = self.kernel_size, self.stride
+        if _slices_beat_pool_kernels(x):
+            return self._sum_and_divide(x)
         if not self.same:
             return F.avg_pool2d(x, k, s)
         top, bottom = same_padding_amounts(x.shape[-2], k[0], s[0])
@@ -231,6 +273,22 @@ class AvgPool2dSame(nn.Module):
         summed = F.avg_pool2d(F.pad(x, (left, right, top, bottom)), k, s, divisor_override=1)
         ones = x.new_ones((1, 1, x.shape[-2], x.shape[-1]))
         count = F.avg_pool2d(F.pad(ones, (left, right, top, bottom)), k, s, divisor_override=1)
+        return summed / count
+
+    def _sum_and_divide(self, x: torch.Tensor) -> torch.Tensor:
+        """Window sums over zero padding from shifted slices, divided by the real pixel counts."""
+        k, s = self.kernel_size, self.stride
+        h, w = x.shape[-2:]
+        if not self.same:
+            return _reduce_windows(x, k, s, torch.add) / (k[0] * k[1])
+        top, bottom = same_padding_amounts(h, k[0], s[0])
+        left, right = same_padding_amounts(w, k[1], s[1])
+        if top or bottom or left or right:
+            x = F.pad(x, (left, right, top, bottom))
+        summed = _reduce_windows(x, k, s, torch.add)
+        rows = _window_counts(h, k[0], s[0], top, summed.shape[-2])
+        cols = _window_counts(w, k[1], s[1], left, summed.shape[-1])
+        count = torch.tensor(rows, dtype=x.dtype)[:, None] * torch.tensor(cols, dtype=x.dtype)
         return summed / count
 
     def extra_repr(self) -> str:

@@ -1,0 +1,606 @@
+"""What NASNet-A and PNASNet-5 share, as slim's ``nets/nasnet/nasnet_utils.py`` (and the stem, aux
+head and final layer of ``nasnet.py`` that ``pnasnet.py`` reuses) shares it.
+
+Both families are a stack of *cells* searched by a controller. A cell takes the previous cell's
+output ``x`` and the one before it ``prev`` and works on a list of hidden states:
+
+* state 0 = ``beginning_bn(1x1(relu(x)))``, state 1 = ``prev`` brought to the cell's filter count
+  and spatial size (``_reduce_prev_layer``: a factorized reduction when ``prev`` is twice as
+  large, ``prev_1x1``/``prev_bn`` when only the channel count differs, or ``x`` itself in the
+  first stem cell, which has no ``prev``);
+* five ``comb_iter_i`` each apply one operation to each of two earlier states (``left``,
+  ``right``) and add the results, appending a new state;
+* the output is the channel concat of the states the cell description lists (slim's
+  ``used_hiddenstates`` marks the complement).
+
+A cell with stride 2 strides only the operations that read states 0 and 1. Operations are
+written as slim's strings: ``separable_<k>x<k>_<n>`` (``n`` × relu → separable conv →
+``bn_sep``), ``max_pool_3x3``/``avg_pool_3x3`` ('SAME'; followed by ``1x1``/``bn_1`` when the
+input has another channel count) and ``none`` (identity, or relu → strided ``1x1`` → ``bn_1``
+where the stride or the channel count requires it).
+
+TF scopes: there is no root scope (``tf_scope = ""``). Where a slim scope is not a Python name
+(``1x1``) the module is named ``conv_1x1`` and ``tf_scopes`` maps it; where slim puts variables
+straight into the cell's scope (``path1_conv``, ``prev_1x1``) the wrapping module maps to ``""``.
+The separable convs keep their batch norm in a *sibling* scope (``separable_5x5_1`` holds
+``depthwise_weights``/``pointwise_weights``, ``bn_sep_5x5_1`` the batch norm), so each is a
+:class:`~architectures.layers.SeparableConv2dSame` without batch norm next to its own
+:class:`~architectures.layers.BatchNorm2d`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._base import SlimNet
+from .layers import (
+    AvgPool2dSame,
+    BatchNorm2d,
+    Conv2dSame,
+    GlobalAvgPool,
+    MaxPool2dSame,
+    SeparableConv2dSame,
+    SpatialSqueeze,
+)
+
+__all__ = [
+    "AuxHead",
+    "Cell",
+    "CellNetwork",
+    "CellSpec",
+    "FactorizedReduction",
+    "aux_pooled_size",
+    "calc_reduction_layers",
+    "drop_path",
+    "make_operation",
+]
+
+BN_EPS = 1e-3  # nasnet_*_arg_scope: batch_norm_epsilon=1e-3, scale=True
+
+
+def _bn(channels: int) -> BatchNorm2d:
+    return BatchNorm2d(channels, eps=BN_EPS, scale=True)
+
+
+def _conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> Conv2dSame:
+    # slim conv2d under the nasnet arg scope: no bias, no activation, 'SAME' (a no-op for 1x1)
+    return Conv2dSame(in_channels, out_channels, 1, stride=stride, bias=False)
+
+
+def calc_reduction_layers(num_cells: int, num_reduction_layers: int) -> list[int]:
+    """Indices of the cells that reduce (slim's ``calc_reduction_layers``): evenly spread."""
+    n = num_reduction_layers + 1
+    return [int(i / n * num_cells) for i in range(1, n)]
+
+
+def drop_path(x: torch.Tensor, keep_prob: float) -> torch.Tensor:
+    """Zero whole examples with probability ``1 - keep_prob`` and rescale the rest (slim's
+    ``drop_path``: ``x / keep_prob * floor(keep_prob + U[0, 1))`` per example)."""
+    noise = torch.rand((x.shape[0], 1, 1, 1), dtype=x.dtype, device=x.device)
+    return x / keep_prob * torch.floor(keep_prob + noise)
+
+
+# --------------------------------------------------------------------------- cell operations
+
+
+class SeparableStack(nn.Module):
+    """``separable_<k>x<k>_<n>``: ``n`` times relu → separable conv → batch norm (scopes
+    ``separable_<k>x<k>_<i>`` and the sibling ``bn_sep_<k>x<k>_<i>``); only the first strides."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel: int, num_layers: int, stride: int
+    ) -> None:
+        super().__init__()
+        self.num_layers = num_layers
+        for i in range(1, num_layers + 1):
+            conv = SeparableConv2dSame(
+                in_channels if i == 1 else out_channels,
+                out_channels,
+                kernel,
+                stride=stride if i == 1 else 1,
+                bn=False,
+                act=None,
+            )
+            self.add_module(f"separable_{kernel}x{kernel}_{i}", conv)
+            self.add_module(f"bn_sep_{kernel}x{kernel}_{i}", _bn(out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        layers = iter(self.children())
+        for conv, bn in zip(layers, layers):
+            x = bn(conv(torch.relu(x)))
+        return x
+
+
+class Pooling(nn.Module):
+    """``max_pool_3x3`` / ``avg_pool_3x3`` ('SAME', TF's average excludes the padding), then
+    ``1x1`` + ``bn_1`` (no activation in between) when the channel count must change."""
+
+    tf_scopes = {"conv_1x1": "1x1"}
+
+    def __init__(self, kind: str, kernel: int, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        pool = MaxPool2dSame if kind == "max" else AvgPool2dSame
+        self.pool = pool(kernel, stride, "SAME")
+        self.conv_1x1 = self.bn_1 = None
+        if in_channels != out_channels:
+            self.conv_1x1 = _conv1x1(in_channels, out_channels)
+            self.bn_1 = _bn(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(x)
+        if self.conv_1x1 is not None:
+            x = self.bn_1(self.conv_1x1(x))
+        return x
+
+
+class Projection(nn.Module):
+    """``none`` where a stride or a channel change is needed: relu → strided ``1x1`` → ``bn_1``."""
+
+    tf_scopes = {"conv_1x1": "1x1"}
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv_1x1 = _conv1x1(in_channels, out_channels, stride)
+        self.bn_1 = _bn(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn_1(self.conv_1x1(torch.relu(x)))
+
+
+_SEPARABLE = re.compile(r"separable_(\d+)x\1(?:_(\d+))?$")
+_POOL = re.compile(r"(max|avg)_pool_(\d+)x\2$")
+
+
+def make_operation(operation: str, in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """The module of one slim operation string (``_apply_conv_operation``)."""
+    if match := _SEPARABLE.match(operation):
+        kernel, layers = int(match[1]), int(match[2] or 1)
+        return SeparableStack(in_channels, out_channels, kernel, layers, stride)
+    if match := _POOL.match(operation):
+        return Pooling(match[1], int(match[2]), in_channels, out_channels, stride)
+    if operation == "none":
+        if stride > 1 or in_channels != out_channels:
+            return Projection(in_channels, out_channels, stride)
+        return nn.Identity()
+    raise ValueError(f"unknown NASNet operation {operation!r}")
+
+
+# --------------------------------------------------------------------------- prev-layer paths
+
+
+class FactorizedReduction(nn.Module):
+    """slim's ``factorized_reduction`` with stride 2: halve the map without dropping pixels.
+
+    Path 1 takes the even pixels (a 1x1 stride-2 VALID average pool), path 2 the odd ones (TF
+    pads one zero row/column at the bottom/right, crops the first and takes every second pixel),
+    each through its own 1x1 conv (``path1_conv``, ``path2_conv``; path 2 gets the extra filter of
+    an odd count); the halves are concatenated and batch-normed (``final_path_bn``). The
+    variables live straight in the calling scope, hence ``tf_scopes`` of the owner maps this
+    module to ``""``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.path1_conv = _conv1x1(in_channels, out_channels // 2)
+        self.path2_conv = _conv1x1(in_channels, out_channels - out_channels // 2)
+        self.final_path_bn = _bn(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        path1 = x[:, :, ::2, ::2]
+        path2 = x[:, :, 1::2, 1::2]
+        # An odd size leaves path 2 one pixel short: that pixel is TF's zero padding.
+        short_h, short_w = path1.shape[-2] - path2.shape[-2], path1.shape[-1] - path2.shape[-1]
+        if short_h or short_w:
+            path2 = F.pad(path2, (0, short_w, 0, short_h))
+        paths = torch.cat([self.path1_conv(path1), self.path2_conv(path2)], dim=1)
+        return self.final_path_bn(paths)
+
+
+class ReluFactorizedReduction(FactorizedReduction):
+    """``_reduce_prev_layer`` for a ``prev`` twice the size of ``x``: relu, then the reduction."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(torch.relu(x))
+
+
+class PrevProjection(nn.Module):
+    """``_reduce_prev_layer`` for a ``prev`` with another channel count: relu → ``prev_1x1`` →
+    ``prev_bn`` (in the cell's scope)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.prev_1x1 = _conv1x1(in_channels, out_channels)
+        self.prev_bn = _bn(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.prev_bn(self.prev_1x1(torch.relu(x)))
+
+
+# --------------------------------------------------------------------------- the cell
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """A searched cell: five ``((left_op, left_state), (right_op, right_state))`` combinations
+    and the states whose concat is the output (state 0 = x after ``1x1``, 1 = prev, 2.. = the
+    combinations in order)."""
+
+    combinations: tuple[tuple[tuple[str, int], tuple[str, int]], ...]
+    concat: tuple[int, ...]
+
+
+class CombIter(nn.Module):
+    """``comb_iter_<i>``: ``left(states[a]) + right(states[b])``; each operation other than
+    ``none`` gets drop path in training. Only operations on states 0 and 1 stride."""
+
+    def __init__(
+        self,
+        combination: tuple[tuple[str, int], tuple[str, int]],
+        state_channels: Sequence[int],
+        filter_size: int,
+        stride: int,
+    ) -> None:
+        super().__init__()
+        (left_op, self.left_state), (right_op, self.right_state) = combination
+        self.left = make_operation(
+            left_op,
+            state_channels[self.left_state],
+            filter_size,
+            stride if self.left_state < 2 else 1,
+        )
+        self.right = make_operation(
+            right_op,
+            state_channels[self.right_state],
+            filter_size,
+            stride if self.right_state < 2 else 1,
+        )
+        self.drop_left, self.drop_right = left_op != "none", right_op != "none"
+
+    def forward(self, states: list[torch.Tensor], keep_prob: float = 1.0) -> torch.Tensor:
+        left = self.left(states[self.left_state])
+        right = self.right(states[self.right_state])
+        if keep_prob < 1.0:
+            left = drop_path(left, keep_prob) if self.drop_left else left
+            right = drop_path(right, keep_prob) if self.drop_right else right
+        return left + right
+
+
+class Cell(nn.Module):
+    """slim's ``NasNetABaseCell`` called with a scope (``cell_<i>``, ``cell_stem_<i>``,
+    ``reduction_cell_<i>``): ``forward(x, prev)`` → the concat of the listed states.
+
+    Args:
+        spec: the searched operations.
+        in_channels: channels of ``x``.
+        prev_channels: channels of ``prev``; ``None`` when the cell has no ``prev`` (the first
+            stem cell, which then uses ``x`` as state 1, untouched).
+        prev_is_larger: ``prev`` has twice the spatial size of ``x`` (a reduction sits between
+            them); slim compares the static shapes, this port knows it from the layout.
+        filter_size: ``int(num_conv_filters * filter_scaling)``.
+        stride: 2 for reduction cells (and PNASNet's strided cells).
+    """
+
+    tf_scopes = {"reduce_prev": "", "conv_1x1": "1x1"}
+
+    def __init__(
+        self,
+        spec: CellSpec,
+        *,
+        in_channels: int,
+        prev_channels: int | None,
+        prev_is_larger: bool,
+        filter_size: int,
+        stride: int,
+    ) -> None:
+        super().__init__()
+        if prev_channels is None:
+            self.reduce_prev = None
+            prev_out = in_channels
+        elif prev_is_larger:
+            self.reduce_prev = ReluFactorizedReduction(prev_channels, filter_size)
+            prev_out = filter_size
+        elif prev_channels != filter_size:
+            self.reduce_prev = PrevProjection(prev_channels, filter_size)
+            prev_out = filter_size
+        else:
+            self.reduce_prev = nn.Identity()
+            prev_out = prev_channels
+        self.conv_1x1 = _conv1x1(in_channels, filter_size)
+        self.beginning_bn = _bn(filter_size)
+
+        channels = [filter_size, prev_out]
+        for i, combination in enumerate(spec.combinations):
+            self.add_module(f"comb_iter_{i}", CombIter(combination, channels, filter_size, stride))
+            channels.append(filter_size)
+        # slim would factorize-reduce a concatenated state of another size or channel count
+        # (``_combine_unused_states``); none of the released configurations has one.
+        odd = [i for i in spec.concat if i < 2 and (stride > 1 or channels[i] != filter_size)]
+        if odd:
+            raise NotImplementedError(f"cell output concatenates states {odd} that need reducing")
+        self.concat = spec.concat
+        self.out_channels = sum(channels[i] for i in spec.concat)
+        self.num_combinations = len(spec.combinations)
+        # Drop path in training (see CellNetwork.set_drop_path_progress); 1.0 = off.
+        self.drop_path_keep_prob = 1.0
+
+    def forward(self, x: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
+        if self.reduce_prev is None:
+            prev = x
+        else:
+            prev = self.reduce_prev(prev)
+        states = [self.beginning_bn(self.conv_1x1(torch.relu(x))), prev]
+        keep_prob = self.drop_path_keep_prob if self.training else 1.0
+        for i in range(self.num_combinations):
+            states.append(getattr(self, f"comb_iter_{i}")(states, keep_prob))
+        return torch.cat([states[i] for i in self.concat], dim=1)
+
+
+# --------------------------------------------------------------------------- aux head
+
+
+class AuxLogitsLayers(nn.Sequential):
+    """The layers of the ``aux_<k>/aux_logits`` scope (after the relu of the cell output)."""
+
+
+class AuxHead(nn.Module):
+    """slim's ``_build_aux_head`` (scope ``aux_<k>``): relu → 5x5/3 VALID average pool → ``proj``
+    1x1 (128) → ``aux_bn0`` → relu → ``Conv`` over the whole pooled map (768) → ``aux_bn1`` →
+    relu → flatten → ``FC``.
+
+    slim sizes ``Conv``'s kernel to the pooled map of the training input, so the checkpoints
+    hold a 4x4 (224 nets) or 6x6 (331 nets) kernel; this head accepts exactly that pooled size
+    and raises ``ValueError`` for another one. The network asks for it only with
+    ``aux_logits=True`` in training mode; ``end_points`` leaves ``AuxLogits`` out at such sizes
+    and the main logits work at any size.
+    """
+
+    def __init__(
+        self, in_channels: int, num_classes: int, pooled_size: int, cell_end_point: str
+    ) -> None:
+        super().__init__()
+        self.pooled_size = pooled_size
+        self.cell_end_point = cell_end_point
+        self.aux_logits = AuxLogitsLayers(
+            OrderedDict(
+                pool=AvgPool2dSame(5, 3, "VALID"),
+                proj=_conv1x1(in_channels, 128),
+                aux_bn0=_bn(128),
+                relu0=nn.ReLU(),
+                Conv=Conv2dSame(128, 768, pooled_size, padding="VALID", bias=False),
+                aux_bn1=_bn(768),
+                relu1=nn.ReLU(),
+                flatten=nn.Flatten(),
+                FC=nn.Linear(768, num_classes) if num_classes else nn.Identity(),
+            )
+        )
+
+    def pooled_shape(self, x: torch.Tensor) -> tuple[int, int]:
+        return (x.shape[-2] - 5) // 3 + 1, (x.shape[-1] - 5) // 3 + 1
+
+    def fits(self, x: torch.Tensor) -> bool:
+        """Whether the cell output ``x`` pools to the map the ``Conv`` kernel was built for."""
+        return self.pooled_shape(x) == (self.pooled_size, self.pooled_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.fits(x):
+            pooled = self.pooled_shape(x)
+            raise ValueError(
+                f"the auxiliary head takes a {self.pooled_size}x{self.pooled_size} map after its "
+                f"5x5/3 pool (the checkpoint's Conv kernel), but {self.cell_end_point} is "
+                f"{x.shape[-2]}x{x.shape[-1]}, giving {pooled[0]}x{pooled[1]}. It needs a "
+                f"{self.cell_end_point} map of {3 * self.pooled_size + 2}..."
+                f"{3 * self.pooled_size + 4} pixels (e.g. the default input size); for other "
+                "sizes build the model with aux_logits=False (the main logits work at any size)."
+            )
+        return self.aux_logits(torch.relu(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.aux_logits.FC = nn.Linear(768, num_classes) if num_classes else nn.Identity()
+
+
+# --------------------------------------------------------------------------- the network frame
+
+
+class CellNetwork(SlimNet):
+    """The frame slim's ``_build_nasnet_base`` and ``_build_pnasnet_base`` share: the ImageNet
+    stem conv, a sequence of cells each fed ``(x, prev)``, the aux head after one cell, and
+    ``final_layer`` (relu → global average → dropout → ``FC``).
+
+    A family's ``__init__`` calls :meth:`add_cell` in slim's order and :meth:`add_aux_head`
+    after the cell that carries it, then :meth:`add_final_layer`.
+
+    Head API: ``forward_features`` returns ``relu(last cell)`` (the final layer's activation, as
+    in timm's NASNet); ``forward_head(x, pre_logits=True)`` the globally pooled features (slim's
+    ``global_pool`` end point). In training mode with ``aux_logits=True``, ``forward`` returns
+    ``(logits, aux_logits)``; otherwise only the logits, and the aux head is not run.
+
+    Speed: most of the time goes to the separable convs; on CPU, ``model.to(memory_format=
+    torch.channels_last)`` with a channels-last input runs about 20% faster than NCHW (the
+    depthwise convs then need no layout reorder).
+    """
+
+    tf_scope = ""  # NASNet variables have no root scope: 'conv0/weights', 'cell_0/...'
+    classifier_name = "final_layer.FC"
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        stem_filters: int,
+        drop_rate: float,
+        drop_path_keep_prob: float,
+        aux_logits: bool,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.aux_logits = aux_logits
+        self.drop_rate = drop_rate
+        self.drop_path_keep_prob = drop_path_keep_prob
+        # _imagenet_stem: 3x3/2 VALID conv and batch norm, no activation (cells start with relu)
+        self.conv0 = Conv2dSame(3, stem_filters, 3, stride=2, padding="VALID", bias=False)
+        self.conv0_bn = _bn(stem_filters)
+        # slim's cell_outputs as (channels, reductions so far); None = the stem cell's missing prev
+        self._outputs: list[tuple[int, int] | None] = [None, (stem_filters, 0)]
+        # run order: (cell attribute, index of its prev counted from the end of cell_outputs)
+        self.cell_plan: list[tuple[str, int]] = []
+        self.cell_end_points: dict[str, str] = {}
+        self.aux_after: str | None = None
+        self.aux_head_name: str | None = None
+        self._record_aux = False
+
+    # -- building
+
+    def add_cell(
+        self,
+        name: str,
+        spec: CellSpec,
+        *,
+        filter_size: int,
+        stride: int,
+        prev_offset: int = 2,
+        end_point: str | None = None,
+    ) -> None:
+        """Append cell ``name`` on the last output; its ``prev`` is ``cell_outputs[-prev_offset]``
+        (slim's list before this cell's output is appended)."""
+        in_channels, in_level = self._outputs[-1]
+        prev = self._outputs[-prev_offset]
+        cell = Cell(
+            spec,
+            in_channels=in_channels,
+            prev_channels=None if prev is None else prev[0],
+            prev_is_larger=prev is not None and prev[1] < in_level,
+            filter_size=filter_size,
+            stride=stride,
+        )
+        self.add_module(name, cell)
+        self._outputs.append((cell.out_channels, in_level + (stride > 1)))
+        self.cell_plan.append((name, prev_offset))
+        if end_point:
+            self.cell_end_points[name] = end_point
+
+    def add_aux_head(self, cell_name: str, pooled_size: int) -> None:
+        """slim's ``aux_<k>`` on ``relu(cell_<k>)``, built whatever the mode (it is in the
+        checkpoints); run only for ``aux_logits=True`` in training and for ``end_points``."""
+        self.aux_after = cell_name
+        self.aux_head_name = "aux_" + cell_name.rsplit("_", 1)[1]
+        channels = self._outputs[-1][0]
+        head = AuxHead(channels, self.num_classes, pooled_size, self.cell_end_points[cell_name])
+        self.add_module(self.aux_head_name, head)
+
+    def add_final_layer(self) -> None:
+        """``final_layer``: dropout (training only) and ``FC``, after the pooled features."""
+        self.num_features = self._outputs[-1][0]
+        self.global_pool = nn.Sequential(GlobalAvgPool(), SpatialSqueeze())
+        self.final_layer = nn.Sequential(
+            OrderedDict(
+                dropout=nn.Dropout(self.drop_rate),
+                FC=self._fc(self.num_classes),
+            )
+        )
+        # drop path scales with depth (slim's 'v2'/'v3'): cell i of n keeps 1 - (i+1)/n * (1-p)
+        self.set_drop_path_progress(1.0)
+
+    def _fc(self, num_classes: int) -> nn.Module:
+        return nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+
+    @property
+    def classifier_names(self) -> tuple[str, ...]:
+        """The main and the auxiliary classifier (``skip_classifier`` skips both)."""
+        names = [self.classifier_name]
+        if self.aux_head_name:
+            names.append(f"{self.aux_head_name}.aux_logits.FC")
+        return tuple(names)
+
+    def set_drop_path_progress(self, progress: float) -> None:
+        """Scale drop path with training progress as slim does with ``global_step /
+        total_training_steps`` (``drop_connect_version='v3'``): 0 = no drop path, 1 = the full
+        ``drop_path_keep_prob`` (scaled by depth). Drop path is never applied in eval mode."""
+        progress = min(max(float(progress), 0.0), 1.0)
+        cells = [getattr(self, name) for name, _ in self.cell_plan]
+        drop = 1.0 - self.drop_path_keep_prob
+        for i, cell in enumerate(cells):
+            layer_ratio = (i + 1) / len(cells)
+            cell.drop_path_keep_prob = 1.0 - progress * layer_ratio * drop
+
+    # -- running
+
+    def _forward_cells(
+        self, x: torch.Tensor, aux: str = "off"
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Stem and cells → (last cell output, aux logits). ``aux``: ``"off"``, ``"required"``
+        (an input size the aux head cannot take raises) or ``"if_fits"`` (skipped then)."""
+        x = self.conv0_bn(self.conv0(x))
+        outputs: list[torch.Tensor | None] = [None, x]
+        aux_logits = None
+        for name, prev_offset in self.cell_plan:
+            x = getattr(self, name)(x, outputs[-prev_offset])
+            # keep only what a later cell can still read as its prev
+            outputs = [*outputs[-2:], x]
+            if aux != "off" and name == self.aux_after:
+                head = getattr(self, self.aux_head_name)
+                if aux == "required" or head.fits(x):
+                    aux_logits = head(x)
+        return x, aux_logits
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Image (N, 3, H, W) → ``relu`` of the last cell (N, C, H/32, W/32, rounded up)."""
+        return torch.relu(self._forward_cells(x)[0])
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Features → logits; ``pre_logits=True`` stops at the pooled features (N, C)."""
+        x = self.global_pool(x)
+        return x if pre_logits else self.final_layer(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits; ``(logits, aux_logits)`` in training mode when built with ``aux_logits=True``."""
+        if self.training and self.aux_logits and not self._record_aux:
+            features, aux = self._forward_cells(x, aux="required")
+            return self.forward_head(torch.relu(features)), aux
+        # end_points() records AuxLogits where the input size suits the aux head
+        features, _ = self._forward_cells(x, aux="if_fits" if self._record_aux else "off")
+        return self.forward_head(torch.relu(features))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """New ``final_layer/FC`` and aux ``FC`` for ``num_classes`` (0 = identity)."""
+        self.num_classes = num_classes
+        self.final_layer.FC = self._fc(num_classes)
+        if self.aux_head_name:
+            getattr(self, self.aux_head_name).reset_classifier(num_classes)
+
+    def end_point_modules(self) -> OrderedDict[str, nn.Module]:
+        points: OrderedDict[str, nn.Module] = OrderedDict()
+        for name, _ in self.cell_plan:
+            if name in self.cell_end_points:
+                points[self.cell_end_points[name]] = getattr(self, name)
+            if name == self.aux_after:
+                points["AuxLogits"] = getattr(self, self.aux_head_name)
+        points["global_pool"] = self.global_pool
+        if self.num_classes:
+            points["Logits"] = self.final_layer.FC
+        return points
+
+    def end_points(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        """slim's end points with ``AuxLogits``: as in the reference graph, the aux head runs here
+        in eval mode too, where the input size suits it (otherwise there is no ``AuxLogits``)."""
+        self._record_aux = True
+        try:
+            return super().end_points(x)
+        finally:
+            self._record_aux = False
+
+
+def aux_pooled_size(image_size: int) -> int:
+    """Side of the aux head's pooled map for a square ``image_size`` input: ``conv0`` (3x3/2
+    VALID), three stride-2 'SAME' cells (two stem cells, the first reduction), 5x5/3 VALID."""
+    size = (image_size - 3) // 2 + 1
+    for _ in range(3):
+        size = math.ceil(size / 2)
+    return (size - 5) // 3 + 1
