@@ -7,6 +7,7 @@ Each family module holds the torch definition and, beside it, what its TF-name m
 import importlib
 import pkgutil
 
+from ._fuse import fuse_bn
 from ._registry import create_model, get_constructor, list_architectures, register_model
 from ._tf import Layout, LoadReport, TFTensor, load_tf_weights, tf_mapping
 
@@ -20,6 +21,7 @@ __all__ = [
     "LoadReport",
     "TFTensor",
     "create_model",
+    "fuse_bn",
     "get_constructor",
     "list_architectures",
     "load_tf_weights",

@@ -111,6 +111,11 @@ class SeparableStack(nn.Module):
             )
             self.add_module(f"separable_{kernel}x{kernel}_{i}", conv)
             self.add_module(f"bn_sep_{kernel}x{kernel}_{i}", _bn(out_channels))
+        # for zoo.load(fuse_bn=True): each batch norm follows its separable conv's pointwise
+        self.fuse_pairs = [
+            (f"separable_{kernel}x{kernel}_{i}.pointwise", f"bn_sep_{kernel}x{kernel}_{i}")
+            for i in range(1, num_layers + 1)
+        ]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         layers = iter(self.children())
@@ -124,6 +129,7 @@ class Pooling(nn.Module):
     ``1x1`` + ``bn_1`` (no activation in between) when the channel count must change."""
 
     tf_scopes = {"conv_1x1": "1x1"}
+    fuse_pairs = (("conv_1x1", "bn_1"),)  # see architectures._fuse
 
     def __init__(self, kind: str, kernel: int, in_channels: int, out_channels: int, stride: int):
         super().__init__()
@@ -145,6 +151,7 @@ class Projection(nn.Module):
     """``none`` where a stride or a channel change is needed: relu → strided ``1x1`` → ``bn_1``."""
 
     tf_scopes = {"conv_1x1": "1x1"}
+    fuse_pairs = (("conv_1x1", "bn_1"),)
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
@@ -214,6 +221,8 @@ class ReluFactorizedReduction(FactorizedReduction):
 class PrevProjection(nn.Module):
     """``_reduce_prev_layer`` for a ``prev`` with another channel count: relu → ``prev_1x1`` →
     ``prev_bn`` (in the cell's scope)."""
+
+    fuse_pairs = (("prev_1x1", "prev_bn"),)
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
@@ -289,6 +298,7 @@ class Cell(nn.Module):
     """
 
     tf_scopes = {"reduce_prev": "", "conv_1x1": "1x1"}
+    fuse_pairs = (("conv_1x1", "beginning_bn"),)  # see architectures._fuse
 
     def __init__(
         self,
@@ -348,6 +358,8 @@ class Cell(nn.Module):
 
 class AuxLogitsLayers(nn.Sequential):
     """The layers of the ``aux_<k>/aux_logits`` scope (after the relu of the cell output)."""
+
+    fuse_pairs = (("proj", "aux_bn0"), ("Conv", "aux_bn1"))
 
 
 class AuxHead(nn.Module):
@@ -429,6 +441,7 @@ class CellNetwork(SlimNet):
 
     tf_scope = ""  # NASNet variables have no root scope: 'conv0/weights', 'cell_0/...'
     classifier_name = "final_layer.FC"
+    fuse_pairs = (("conv0", "conv0_bn"),)  # see architectures._fuse
 
     def __init__(
         self,

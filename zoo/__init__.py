@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from architectures import fuse_bn
+
 from .checkpoint import open_checkpoint
 from .errors import (
     ArchiveError,
@@ -49,6 +51,7 @@ __all__ = [
     "cache_info",
     "download_weights",
     "export_tf_checkpoint",
+    "fuse_bn",
     "get_transform",
     "imagenet_labels",
     "import_tarball",

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 import architectures
+from architectures._fuse import fuse_bn as fold_batch_norms
 from architectures._tf import checkpoint_num_classes, load_tf_weights
 
 from .errors import MappingError, UnknownModelError
@@ -41,6 +42,7 @@ def load(
     cache_dir: str | os.PathLike[str] | None = None,
     offline: bool | None = None,
     progress: bool | ProgressCallback = True,
+    fuse_bn: bool = False,
     **model_kwargs: Any,
 ) -> nn.Module:
     """Build the slim network ``name``, optionally filled with TF weights, in eval mode.
@@ -59,6 +61,10 @@ def load(
         use_ema: take ``ExponentialMovingAverage`` shadows where the checkpoint has them.
         cache_dir, offline, progress: for ``pretrained=True``, see :func:`zoo.download_weights`
             (defaults: ``ZOO_CACHE_DIR``, ``ZOO_OFFLINE``, a bar on a terminal).
+        fuse_bn: fold every batch norm that directly follows a conv into that conv's weights
+            (inference only: faster, same logits up to float rounding, but the parameters no
+            longer match the TF names, so do not fine-tune, save for export or load into it).
+            See :func:`zoo.fuse_bn`.
         **model_kwargs: passed to the network (``global_pool``, ``output_stride``, ...).
 
     Raises:
@@ -69,13 +75,39 @@ def load(
     """
     if pretrained and checkpoint is not None:
         raise ValueError("pass either pretrained=True or checkpoint=..., not both")
+    model = _build_and_load(
+        name,
+        pretrained=pretrained,
+        checkpoint=checkpoint,
+        num_classes=num_classes,
+        skip_classifier=skip_classifier,
+        use_ema=use_ema,
+        download={"cache_dir": cache_dir, "offline": offline, "progress": progress},
+        model_kwargs=model_kwargs,
+    )
+    if fuse_bn:
+        fold_batch_norms(model)
+    return model.eval()
+
+
+def _build_and_load(
+    name: str,
+    *,
+    pretrained: bool,
+    checkpoint: CheckpointLike | None,
+    num_classes: int | None,
+    skip_classifier: bool,
+    use_ema: bool,
+    download: dict[str, Any],
+    model_kwargs: dict[str, Any],
+) -> nn.Module:
     if pretrained:
         return _load_pretrained(
             name,
             num_classes=num_classes,
             skip_classifier=skip_classifier,
             use_ema=use_ema,
-            download={"cache_dir": cache_dir, "offline": offline, "progress": progress},
+            download=download,
             model_kwargs=model_kwargs,
         )
     constructor = architectures.get_constructor(name)
