@@ -339,7 +339,7 @@ def _downloader(cache_dir: Path, use_ema: bool, bars: _Bars) -> Task:
         with bars.file(name) as progress:
             download_weights(name, cache_dir=cache_dir, progress=progress, use_ema=use_ema)
         after = cache_info(name, cache_dir=cache_dir, use_ema=use_ema)
-        if progress.requested or before.partial_bytes:
+        if progress.requested:  # (not before.partial_bytes: that may be another process's)
             status = "downloaded"
         elif before.tarball is not None:
             status = "converted"  # from a tarball kept in the cache (ZOO_KEEP_TARBALLS=1)
