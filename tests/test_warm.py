@@ -325,6 +325,7 @@ def test_from_dir_imports_the_tarballs_found_and_reports_the_missing(
         "slimzoo_tiny_c": f"MISSING: no {tarball_name('slimzoo_tiny_c')} in --from-dir",
     }
     assert served.server.requests == []  # never the network
+    assert "ignored in --from-dir (no model's release): notes.txt" in err
 
     code, out, err = run_main(capsys, "--from-dir", str(usb))  # what DIR holds
     assert code == 0, err
@@ -339,10 +340,10 @@ def test_from_dir_refuses_a_file_that_is_not_the_release(served, zoo_env, tmp_pa
     usb = tmp_path / "usb"
     usb.mkdir()
     (usb / tarball_name("slimzoo_tiny")).write_bytes(b"x" * served.tarball.size)
-    code, out, _ = run_main(capsys, "--from-dir", str(usb))
-    assert code == 1
-    status = status_of(out)["slimzoo_tiny"]
-    assert status.startswith("FAILED:") and "is not the slimzoo_tiny release" in status
+    code, out, err = run_main(capsys, "--from-dir", str(usb))
+    assert code == 1 and status_of(out)["slimzoo_tiny"].startswith("FAILED:")
+    assert len(status_of(out)["slimzoo_tiny"]) <= warm.STATUS_WIDTH  # cut in the table
+    assert "is not the slimzoo_tiny release" in err  # the full reason on its line
     assert not zoo.cache_info("slimzoo_tiny").complete
 
 

@@ -189,17 +189,18 @@ def _run(args: argparse.Namespace) -> int:
 
     workers = args.workers or min(DEFAULT_WORKERS, len(names))
     show = not args.quiet
+    downloading = not args.verify and tarballs is None
+    sizes = _sizes_to_fetch(names, cache_dir, args.use_ema) if downloading else {}
+    bars = _Bars(len(names), sizes, enabled=show and sys.stderr.isatty(), workers=workers)
     if args.verify:
         task = _verifier(cache_dir, args.use_ema)
-        sizes: dict[str, int | None] = {}
     elif tarballs is not None:
         task = _importer(cache_dir, args.use_ema, tarballs)
-        sizes = {}
+        ignored = _not_releases(tarballs)
+        if ignored and show:
+            listing = ", ".join(ignored)
+            print(f"{PROG}: ignored in --from-dir (no model's release): {listing}", file=sys.stderr)
     else:
-        task = None
-        sizes = _sizes_to_fetch(names, cache_dir, args.use_ema)
-    bars = _Bars(len(names), sizes, enabled=show and sys.stderr.isatty(), workers=workers)
-    if task is None:
         task = _downloader(cache_dir, args.use_ema, bars)
 
     with _log_through(bars, logging.INFO if args.verbose else logging.WARNING):
@@ -288,6 +289,12 @@ def _tarballs_in(directory: Path) -> dict[str, Path]:
         return {p.name: p for p in sorted(directory.iterdir()) if p.is_file()}
     except OSError as exc:
         raise UsageError(f"cannot read --from-dir {directory}: {exc.strerror or exc}") from None
+
+
+def _not_releases(tarballs: dict[str, Path]) -> list[str]:
+    """The files of ``--from-dir`` that are no model's release tarball."""
+    known = {i.release.tarball for i in get_registry().models.values() if i.release}
+    return sorted(set(tarballs) - known)
 
 
 def _nothing_to_import(tarballs: dict[str, Path], infos: Any) -> str:
@@ -483,13 +490,20 @@ def _dry_run(
 # --------------------------------------------------------------------------- output
 
 
+STATUS_WIDTH = 100  # a longer reason is cut in the table (in full on its line and in --json)
+
+
 def render_table(outcomes: Sequence[Outcome]) -> str:
     """The final table: model, size, sha256 (first 12 digits), status, seconds."""
     rows = [
-        (o.model, _human(o.size), (o.sha256 or "?")[:12], o.label, f"{o.seconds:.1f}")
+        (o.model, _human(o.size), (o.sha256 or "?")[:12], _cut(o.label), f"{o.seconds:.1f}")
         for o in outcomes
     ]
     return _format_table(("model", "size", "sha256", "status", "seconds"), rows)
+
+
+def _cut(text: str, width: int = STATUS_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
