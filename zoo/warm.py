@@ -29,7 +29,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -38,7 +38,7 @@ from typing import Any
 
 from . import config
 from .errors import ZooError, close_matches
-from .pretrained import cache_info, download_weights, import_tarball
+from .pretrained import CacheInfo, cache_info, download_weights, import_tarball
 from .registry import ModelInfo, get_registry
 
 __all__ = ["Outcome", "main"]
@@ -270,7 +270,7 @@ def select(
     return sorted(chosen)
 
 
-def _no_match(pattern: str, released: list[str], models: Any) -> str:
+def _no_match(pattern: str, released: list[str], models: Mapping[str, ModelInfo]) -> str:
     if pattern in models:
         return (
             f"{pattern!r} has no published weights (slim defines the network but released no "
@@ -297,7 +297,7 @@ def _not_releases(tarballs: dict[str, Path]) -> list[str]:
     return sorted(set(tarballs) - known)
 
 
-def _nothing_to_import(tarballs: dict[str, Path], infos: Any) -> str:
+def _nothing_to_import(tarballs: dict[str, Path], infos: Iterable[ModelInfo]) -> str:
     examples = sorted(i.release.tarball for i in infos if i.release)[:3]
     found = ", ".join(sorted(tarballs)[:5]) or "no files"
     return (
@@ -309,7 +309,7 @@ def _nothing_to_import(tarballs: dict[str, Path], infos: Any) -> str:
 
 # --------------------------------------------------------------------------- the tasks
 
-Task = Callable[[str], "Outcome"]
+Task = Callable[[str], Outcome]
 
 
 def _release_facts(name: str) -> tuple[int | None, str | None]:
@@ -317,19 +317,21 @@ def _release_facts(name: str) -> tuple[int | None, str | None]:
     return release.size, release.sha256
 
 
-def _outcome(name: str, status: str, started: float, info: Any = None, **kw: Any) -> Outcome:
+def _outcome(
+    name: str, status: str, started: float, info: CacheInfo | None = None, **kw: Any
+) -> Outcome:
     """An :class:`Outcome`, its size and sha256 taken from the entry's sidecar when there is one
     (what was verified), else from the registry."""
     size, sha256 = _release_facts(name)
-    meta = getattr(info, "metadata", None) or {}
+    meta = (info.metadata if info is not None else None) or {}
     if meta.get("model") == name:
         size = meta.get("tarball_size", size)
         sha256 = meta.get("tarball_sha256", sha256)
         kw.setdefault("source", meta.get("obtained_from"))
     if info is not None and info.status == "complete":
         kw.setdefault("path", str(info.path))
-    return Outcome(name, status, size=size, sha256=sha256,
-                   seconds=time.monotonic() - started, **kw)  # fmt: skip
+    seconds = time.monotonic() - started
+    return Outcome(name, status, size=size, sha256=sha256, seconds=seconds, **kw)
 
 
 def _failed(name: str, started: float, exc: BaseException) -> Outcome:
