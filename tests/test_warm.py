@@ -147,6 +147,14 @@ def test_no_ema_warms_the_raw_variables_entry(served, capsys):
     assert not zoo.cache_info("slimzoo_tiny").complete
 
 
+def test_kept_tarball_is_converted_without_a_request(served, monkeypatch, capsys):
+    monkeypatch.setenv("ZOO_KEEP_TARBALLS", "1")
+    assert run_main(capsys, "-q", "slimzoo_tiny")[0] == 0
+    code, out, _ = run_main(capsys, "-q", "--no-ema", "slimzoo_tiny")
+    assert code == 0 and status_of(out) == {"slimzoo_tiny": "converted"}
+    assert served.gets("slimzoo_tiny") == 1
+
+
 def test_cache_dir_option_overrides_the_environment(served, zoo_env, tmp_path, capsys):
     other = tmp_path / "other_cache"
     code, out, _ = run_main(capsys, "--cache-dir", str(other), "-q", "slimzoo_tiny")

@@ -348,9 +348,12 @@ def _downloader(cache_dir: Path, use_ema: bool, bars: _Bars) -> Task:
         with bars.file(name) as progress:
             download_weights(name, cache_dir=cache_dir, progress=progress, use_ema=use_ema)
         after = cache_info(name, cache_dir=cache_dir, use_ema=use_ema)
-        if progress.requested:  # (not before.partial_bytes: that may be another process's)
+        # Only this process's own requests count: a .part or tarball seen in the cache before
+        # may be another process's download in progress.
+        made_from = (after.metadata or {}).get("obtained_from")
+        if progress.requested:
             status = "downloaded"
-        elif before.tarball is not None:
+        elif before.tarball is not None and made_from == str(before.tarball):
             status = "converted"  # from a tarball kept in the cache (ZOO_KEEP_TARBALLS=1)
         else:
             status = "cached"  # another process made it while this one waited for its lock
