@@ -21,7 +21,7 @@ from _tinyserve import TinyReleases, build_tiny_tarball
 
 import architectures
 import zoo
-from zoo.hub_entries import LOAD_OPTIONS, network_options
+from zoo.hub_entries import network_options
 
 GITHUB = "slimzoo/slimzoo:main"
 
@@ -77,7 +77,11 @@ def test_help_describes_the_model_from_its_registry_entry(hub_dir, name):
         assert info.release.url in doc and f'"{name}", pretrained=True)' in doc
     else:
         assert "no weights were published" in doc and "zoo.NoWeightsError" in doc
-    for option in LOAD_OPTIONS:
+    load_keywords = [
+        p.name for p in inspect.signature(zoo.load).parameters.values() if p.kind is p.KEYWORD_ONLY
+    ]
+    assert {"num_classes", "use_ema", "cache_dir"} <= set(load_keywords)
+    for option in load_keywords:
         assert option in doc
     for option in network_options(architectures.get_constructor(name)):
         assert option in doc

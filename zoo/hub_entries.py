@@ -23,18 +23,17 @@ import architectures
 from .models import list_models, load
 from .registry import ModelInfo, Preprocessing, get_registry
 
-__all__ = ["describe", "entry_point", "entry_points"]
+__all__ = ["describe", "entry_point", "entry_points", "load_options", "network_options"]
 
-# Keyword arguments of zoo.load itself (besides pretrained), documented for every entry point.
-LOAD_OPTIONS = (
-    "num_classes",
-    "skip_classifier",
-    "use_ema",
-    "checkpoint",
-    "cache_dir",
-    "offline",
-    "progress",
-)
+
+def load_options() -> list[str]:
+    """The keyword arguments of :func:`zoo.load` itself besides ``pretrained`` (``num_classes``,
+    ``skip_classifier``, ``use_ema``, ...), documented for every entry point."""
+    return [
+        p.name
+        for p in inspect.signature(load).parameters.values()
+        if p.kind is p.KEYWORD_ONLY and p.name != "pretrained"
+    ]
 
 
 def entry_points() -> dict[str, Callable[..., nn.Module]]:
@@ -75,7 +74,7 @@ def describe(name: str) -> str:
         "zoo.NoWeightsError); load your own TF checkpoint with checkpoint=... instead."
     )
     kwargs = (
-        f"passed to zoo.load: {', '.join(LOAD_OPTIONS)}; and to the network: "
+        f"passed to zoo.load: {', '.join(load_options())}; and to the network: "
         f"{', '.join(options) if options else 'none'}."
     )
     lines += [
