@@ -14,16 +14,10 @@ from conftest import reference_weights
 import zoo
 from architectures._tf import tf_mapping
 
-# one network per classifier layout: a ChainNet conv head + aux head (inception_v3), linear
-# heads with an aux head (inception_resnet_v2, nasnet_mobile), a 1x1 conv head (mobilenet_v1),
-# resnet_v2's conv logits
-ARCHS = {
-    "inception_v3": 107,
-    "inception_resnet_v2": 107,
-    "nasnet_mobile": 96,
-    "mobilenet_v1": 96,
-    "resnet_v2_50": 96,
-}
+# one network per classifier layout: conv heads with a conv aux head (inception_v3), linear
+# heads with an aux head (nasnet_mobile), a 1x1 conv head (mobilenet_v1), ChainNet's head
+# (inception_v1)
+ARCHS = {"inception_v3": 107, "nasnet_mobile": 96, "mobilenet_v1": 96, "inception_v1": 96}
 
 
 def _pair(arch: str) -> tuple[torch.nn.Module, torch.nn.Module]:

@@ -90,7 +90,12 @@ def load(
         zoo.NoWeightsError: ``pretrained=True`` for a network without published weights.
         zoo.OfflineError, zoo.DownloadError, zoo.ArchiveError: see :func:`zoo.download_weights`.
     """
-    sources = [s for s, given in _SOURCES.items() if given(pretrained, checkpoint, weights)]
+    given = {
+        "pretrained=True": bool(pretrained),
+        "checkpoint": checkpoint is not None,
+        "weights": weights is not None,
+    }
+    sources = [source for source, used in given.items() if used]
     if len(sources) > 1:
         raise ValueError(f"pass one of pretrained=True, checkpoint=..., weights=...; got {sources}")
     if drop_background and num_classes not in (None, 1001):
@@ -130,14 +135,6 @@ def load(
     if drop_background:
         drop_background_class(model, name)
     return model.eval()
-
-
-# which weights a load takes: at most one of these
-_SOURCES: dict[str, Callable[[bool, Any, Any], bool]] = {
-    "pretrained=True": lambda pretrained, checkpoint, weights: bool(pretrained),
-    "checkpoint": lambda pretrained, checkpoint, weights: checkpoint is not None,
-    "weights": lambda pretrained, checkpoint, weights: weights is not None,
-}
 
 
 def _load_pretrained(
