@@ -11,7 +11,9 @@ slim's ImageNet models come in two label spaces:
 The sorted-WordNet-id order is also torchvision's (and Caffe's), so the names come from
 torchvision's ImageNet category list, installed with it and read offline. slim's own readable
 names are WordNet glosses ("tench, Tinca tinca"); torchvision's short names are used instead.
-To compare a 1001-class model with torchvision models, drop the background logit:
+To compare a 1001-class model with torchvision models, drop the background logit: load it
+with ``zoo.load(name, drop_background=True)`` (the classifier itself then has 1000 outputs, and
+``imagenet_labels(name, drop_background=True)`` names them), or slice its logits with
 :func:`drop_background` (``logits[..., 1:]``).
 """
 
@@ -43,12 +45,17 @@ def _imagenet_1000() -> tuple[str, ...]:
     return names
 
 
-def imagenet_labels(name_or_num_classes: str | int) -> list[str]:
+def imagenet_labels(name_or_num_classes: str | int, *, drop_background: bool = False) -> list[str]:
     """Class names in the order of a model's logits.
 
     Args:
-        name_or_num_classes: a slim model name (``"inception_v3"`` → 1001 names, ``"vgg_16"`` →
-            1000) or the class count itself, 1001 or 1000.
+        name_or_num_classes: a model name (``"inception_v3"`` → 1001 names, ``"vgg_16"`` →
+            1000; the class count and label offset come from :func:`zoo.model_info`) or the
+            class count itself, 1001 or 1000.
+        drop_background: the names for the logits of a model loaded with
+            ``zoo.load(name, drop_background=True)``: the 1001-class list without its first
+            entry (``"background"``), i.e. torchvision's 1000 names. Like the load, refused for
+            a 1000-class model, which has no background class.
 
     Returns:
         A new list: ``["background", "tench", "goldfish", ...]`` for 1001 classes,
@@ -56,23 +63,35 @@ def imagenet_labels(name_or_num_classes: str | int) -> list[str]:
 
     Raises:
         zoo.UnknownModelError: an unknown model name.
-        ValueError: a class count other than 1000 or 1001.
+        ValueError: a class count other than 1000 or 1001 (a fine-tuned model's labels are its
+            own), or ``drop_background`` for a 1000-class model.
 
     >>> imagenet_labels("inception_v3")[:2], imagenet_labels("vgg_16")[0]
     (['background', 'tench'], 'tench')
+    >>> imagenet_labels("inception_v3", drop_background=True) == imagenet_labels("vgg_16")
+    True
     """
     if isinstance(name_or_num_classes, str):
-        num_classes = int(model_facts(name_or_num_classes).num_classes)
+        info = model_facts(name_or_num_classes)
+        num_classes, offset = info.num_classes, info.label_offset
+        what = f"{name_or_num_classes} has {num_classes} classes"
     else:
         num_classes = int(name_or_num_classes)
-    if num_classes == 1001:
-        return [BACKGROUND, *_imagenet_1000()]
-    if num_classes == 1000:
-        return list(_imagenet_1000())
-    raise ValueError(
-        f"ImageNet models have 1000 or 1001 (with background) classes, got {num_classes}; "
-        "a fine-tuned model's labels are its own"
-    )
+        offset = num_classes - 1000
+        what = f"got {num_classes} classes"
+    if num_classes - offset != 1000 or offset not in (0, 1):
+        raise ValueError(
+            f"ImageNet models have 1000 or 1001 (with background) classes, {what}; "
+            "a fine-tuned model's labels are its own"
+        )
+    if drop_background:
+        if offset == 0:
+            raise ValueError(
+                f"drop_background=True: {what} and no background class (vgg and resnet_v1 were "
+                "converted from Caffe); its labels are already torchvision's 1000"
+            )
+        offset = 0
+    return [BACKGROUND] * offset + list(_imagenet_1000())
 
 
 def drop_background(logits: Tensor, dim: int = -1) -> Tensor:

@@ -15,10 +15,17 @@ import architectures
 from architectures._fuse import fuse_bn as fold_batch_norms
 from architectures._tf import checkpoint_num_classes, load_tf_weights
 
-from .errors import MappingError, UnknownModelError
+from .errors import CheckpointError, ConfigError, MappingError, UnknownModelError
 from .hub import ProgressCallback
 
-__all__ = ["CheckpointLike", "list_models", "load", "load_checkpoint_into"]
+__all__ = [
+    "CheckpointLike",
+    "drop_background_class",
+    "list_models",
+    "load",
+    "load_checkpoint_into",
+    "read_weights_file",
+]
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +43,10 @@ def load(
     *,
     pretrained: bool = False,
     checkpoint: CheckpointLike | None = None,
+    weights: str | os.PathLike[str] | None = None,
     num_classes: int | None = None,
     skip_classifier: bool = False,
+    drop_background: bool = False,
     use_ema: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
     offline: bool | None = None,
@@ -54,10 +63,22 @@ def load(
             use (see :func:`zoo.download_weights`), then loaded from the cache.
         checkpoint: a TF checkpoint path (V1 file, V2 prefix or ``.index``, or a directory with
             one checkpoint) or a ``{tf_variable_name: array}`` mapping, e.g. a fine-tuned model.
-        num_classes: classifier size. ``None`` takes it from the checkpoint (any class count of a
-            fine-tuned model is detected) or else the released model's (1000 or 1001).
+        weights: a torch weights file of this network: ``.safetensors`` (e.g. written by
+            ``slimzoo convert`` or ``safetensors.torch.save_file(model.state_dict(), ...)``), or
+            ``.pt`` / ``.pth`` (a plain state dict, read with ``torch.load(weights_only=True)``,
+            which refuses pickled code). Every tensor must fit the network as built.
+        num_classes: classifier size. ``None`` takes it from the checkpoint or weights file (any
+            class count of a fine-tuned model is detected) or else the released model's (1000
+            or 1001).
         skip_classifier: with a ``num_classes`` that differs from the checkpoint's, load
             everything but the classifier (which keeps its random initialisation), for fine-tuning.
+        drop_background: for a 1001-class model (slim's ImageNet classifiers but vgg and
+            resnet_v1), remove the background class from the classifier itself (row 0 of the
+            weights and bias of the main and auxiliary classifiers): the model then outputs the
+            1000 ImageNet classes in torchvision's order, equal to the 1001-class logits
+            ``[:, 1:]``, also through ``forward_head``, ``end_points`` and
+            :func:`zoo.export_tf_checkpoint` (as a 1000-class checkpoint). Names:
+            ``zoo.imagenet_labels(name, drop_background=True)``.
         use_ema: take ``ExponentialMovingAverage`` shadows where the checkpoint has them.
         cache_dir, offline, progress: for ``pretrained=True``, see :func:`zoo.download_weights`
             (defaults: ``ZOO_CACHE_DIR``, ``ZOO_OFFLINE``, a bar on a terminal).
@@ -70,60 +91,57 @@ def load(
     Raises:
         zoo.UnknownModelError: ``name`` is not a known network (the message lists close matches).
         zoo.MappingError: the checkpoint does not fit the network (names and shapes listed).
+        zoo.ConfigError: ``drop_background=True`` for a model without the 1001-class ImageNet
+            classifier (vgg, resnet_v1, a fine-tuned one, another ``num_classes``).
         zoo.NoWeightsError: ``pretrained=True`` for a network without published weights.
         zoo.OfflineError, zoo.DownloadError, zoo.ArchiveError: see :func:`zoo.download_weights`.
     """
-    if pretrained and checkpoint is not None:
-        raise ValueError("pass either pretrained=True or checkpoint=..., not both")
-    model = _build_and_load(
-        name,
-        pretrained=pretrained,
-        checkpoint=checkpoint,
-        num_classes=num_classes,
-        skip_classifier=skip_classifier,
-        use_ema=use_ema,
-        download={"cache_dir": cache_dir, "offline": offline, "progress": progress},
-        model_kwargs=model_kwargs,
-    )
-    if fuse_bn:
-        fold_batch_norms(model)
-    return model.eval()
-
-
-def _build_and_load(
-    name: str,
-    *,
-    pretrained: bool,
-    checkpoint: CheckpointLike | None,
-    num_classes: int | None,
-    skip_classifier: bool,
-    use_ema: bool,
-    download: dict[str, Any],
-    model_kwargs: dict[str, Any],
-) -> nn.Module:
+    given = {
+        "pretrained=True": bool(pretrained),
+        "checkpoint": checkpoint is not None,
+        "weights": weights is not None,
+    }
+    sources = [source for source, used in given.items() if used]
+    if len(sources) > 1:
+        raise ValueError(f"pass one of pretrained=True, checkpoint=..., weights=...; got {sources}")
+    if drop_background and num_classes not in (None, 1001):
+        raise _no_background(f"{name} with num_classes={num_classes}", num_classes)
     if pretrained:
-        return _load_pretrained(
+        model = _load_pretrained(
             name,
             num_classes=num_classes,
             skip_classifier=skip_classifier,
             use_ema=use_ema,
-            download=download,
+            download={"cache_dir": cache_dir, "offline": offline, "progress": progress},
             model_kwargs=model_kwargs,
+            drop_background=drop_background,
         )
-    constructor = architectures.get_constructor(name)
-
-    kwargs = dict(model_kwargs)
-    if num_classes is not None:
-        kwargs["num_classes"] = num_classes
-    model = constructor(**kwargs)
-    if checkpoint is not None:
-        load_checkpoint_into(
-            model,
-            checkpoint,
+    elif weights is not None:
+        model = _load_weights_file(
+            name,
+            weights,
             num_classes=num_classes,
             skip_classifier=skip_classifier,
-            use_ema=use_ema,
+            model_kwargs=model_kwargs,
         )
+    else:
+        constructor = architectures.get_constructor(name)
+        kwargs = dict(model_kwargs)
+        if num_classes is not None:
+            kwargs["num_classes"] = num_classes
+        model = constructor(**kwargs)
+        if checkpoint is not None:
+            load_checkpoint_into(
+                model,
+                checkpoint,
+                num_classes=num_classes,
+                skip_classifier=skip_classifier,
+                use_ema=use_ema,
+            )
+    if drop_background:
+        drop_background_class(model, name)
+    if fuse_bn:
+        fold_batch_norms(model)
     return model.eval()
 
 
@@ -135,11 +153,14 @@ def _load_pretrained(
     use_ema: bool,
     download: dict[str, Any],
     model_kwargs: dict[str, Any],
+    drop_background: bool = False,
 ) -> nn.Module:
     """Build the network of registry entry ``name`` and fill it from the weights cache."""
     from .pretrained import download_weights, released_model_info
 
     info = released_model_info(name)  # a clear error first if nothing was published
+    if drop_background and info.num_classes != 1001:  # before any download
+        raise _no_background(f"{name} (published weights)", info.num_classes)
     try:
         constructor = architectures.get_constructor(info.architecture)  # before any download
     except UnknownModelError:
@@ -148,19 +169,84 @@ def _load_pretrained(
             f"available in this slimzoo (networks: {', '.join(list_models())})."
         ) from None
     path = download_weights(name, use_ema=use_ema, **download)
-    released = info.num_classes
-    wanted = released if num_classes is None else num_classes
-    if wanted != released and not skip_classifier:
+    state, owned = _read_safetensors(path)
+    return _model_from_state(
+        constructor,
+        state,
+        owned=owned,
+        stored_classes=info.num_classes,
+        num_classes=num_classes,
+        skip_classifier=skip_classifier,
+        model_kwargs=model_kwargs,
+        source=f"the published {name} weights",
+        if_unfit=(
+            f"the cached weights {path} do not fit {name} as built now. If the network's code "
+            "changed, delete the file to have it converted again (its mapping version should "
+            "be bumped)."
+        ),
+    )
+
+
+def _load_weights_file(
+    name: str,
+    path: str | os.PathLike[str],
+    *,
+    num_classes: int | None,
+    skip_classifier: bool,
+    model_kwargs: dict[str, Any],
+) -> nn.Module:
+    """Build the network ``name`` and fill it from a torch weights file (state dict)."""
+    constructor = architectures.get_constructor(name)
+    state, owned = read_weights_file(path)
+    try:  # the network's classifier name and default class count, without memory
+        with torch.device("meta"):
+            probe = constructor(**model_kwargs)
+    except Exception:  # a constructor that cannot run on meta: build it for real
+        probe = constructor(**model_kwargs)
+    bias = state.get(f"{probe.classifier_name}.bias")
+    stored = int(bias.shape[0]) if bias is not None and bias.dim() == 1 else probe.num_classes
+    return _model_from_state(
+        constructor,
+        state,
+        owned=owned,
+        stored_classes=stored,
+        num_classes=num_classes,
+        skip_classifier=skip_classifier,
+        model_kwargs=model_kwargs,
+        source=f"the weights file {path}",
+        if_unfit=(
+            f"the weights file {path} does not fit {name} as built (with {model_kwargs or 'no'} "
+            "model arguments): is it the state dict of another network, or of one built with "
+            "other arguments (depth_multiplier, create_aux_logits, ...)?"
+        ),
+    )
+
+
+def _model_from_state(
+    constructor: Callable[..., nn.Module],
+    state: dict[str, torch.Tensor],
+    *,
+    owned: bool,
+    stored_classes: int,
+    num_classes: int | None,
+    skip_classifier: bool,
+    model_kwargs: dict[str, Any],
+    source: str,
+    if_unfit: str,
+) -> nn.Module:
+    """The network built by ``constructor`` holding the torch state dict ``state``, whose
+    classifier has ``stored_classes`` classes (kept only when that is the wanted count)."""
+    wanted = stored_classes if num_classes is None else num_classes
+    if wanted != stored_classes and not skip_classifier:
         raise MappingError(
-            f"num_classes={num_classes} but the published {name} weights have {released} "
-            f"classes. Leave num_classes unset for the {released}-class classifier, or pass "
+            f"num_classes={num_classes} but {source} have {stored_classes} classes. Leave "
+            f"num_classes unset for the {stored_classes}-class classifier, or pass "
             "skip_classifier=True to load everything but the classifier (for fine-tuning)."
         )
-    state, owned = _read_safetensors(path)
     # Every tensor is about to be loaded: when that is safe, skip the random initialisation
     # (most of the time of building a large network) and take the loaded tensors as they are.
     skeleton = None
-    if wanted == released:  # (otherwise the new classifier keeps its random initialisation)
+    if wanted == stored_classes:  # (otherwise the new classifier keeps its random initialisation)
         skeleton = build_on_meta(constructor, num_classes=wanted, **model_kwargs)
     if skeleton is not None and owned:
         model, assign = skeleton, True
@@ -168,23 +254,29 @@ def _load_pretrained(
         model, assign = skeleton.to_empty(device="cpu"), False
     else:
         model, assign = constructor(num_classes=wanted, **model_kwargs), False
-    if wanted == released:
-        problems = model.load_state_dict(state, strict=False, assign=assign)
-        missing, unexpected = problems.missing_keys, problems.unexpected_keys
-    else:
-        heads = _classifier_scopes(model)
-        problems = model.load_state_dict(
-            {k: v for k, v in state.items() if not _under(k, heads)}, strict=False
-        )
-        missing = [k for k in problems.missing_keys if not _under(k, heads)]
-        unexpected = problems.unexpected_keys
-    if missing or unexpected:
-        raise MappingError(
-            f"the cached weights {path} do not fit {name} as built now (missing: "
-            f"{missing[:5]}, unexpected: {unexpected[:5]}). If the network's code changed, "
-            "delete the file to have it converted again (its mapping version should be bumped)."
-        )
-    return model.eval()
+    heads = _classifier_scopes(model) if wanted != stored_classes else ()
+    state = {k: v for k, v in state.items() if not _under(k, heads)}
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if not _under(k, heads)}
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    misshaped = [
+        f"{k} {tuple(state[k].shape)} (expected {shape})"
+        for k, shape in expected.items()
+        if k in state and tuple(state[k].shape) != shape
+    ]
+    if missing or unexpected or misshaped:
+        problems = [
+            f"{what} ({len(names)}): {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+            for what, names in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("mis-shaped", misshaped),
+            )
+            if names
+        ]
+        raise MappingError(f"{if_unfit} {'; '.join(problems)}.")
+    model.load_state_dict(state, strict=not heads, assign=assign)
+    return model
 
 
 def build_on_meta(constructor: Callable[..., nn.Module], **kwargs: Any) -> nn.Module | None:
@@ -226,6 +318,50 @@ def _read_safetensors(path: os.PathLike[str]) -> tuple[dict[str, torch.Tensor], 
         return load_file(path), False
 
 
+# state dicts written by torch.save: read with torch.load(weights_only=True)
+TORCH_SUFFIXES = (".pt", ".pth")
+
+
+def read_weights_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], bool]:
+    """``({torch name: tensor}, owned)`` from a ``.safetensors`` or ``.pt``/``.pth`` state dict.
+
+    ``.pt`` files are read with ``torch.load(weights_only=True)`` (tensors and plain containers
+    only: no pickled code runs); every other name is read as safetensors.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        zoo.CheckpointError: the file is not a state dict of that format (what it is instead).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no weights file at {path}")
+    if path.endswith(TORCH_SUFFIXES):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise CheckpointError(
+                f"{path} is not a torch state dict that torch.load(weights_only=True) accepts "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Save "
+                "it with torch.save(model.state_dict(), path), or use a .safetensors file."
+            ) from None
+        if not isinstance(state, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+        ):
+            raise CheckpointError(
+                f"{path} holds a {type(state).__name__}, expected a flat state dict "
+                "{name: tensor} (torch.save(model.state_dict(), path))"
+            )
+        return dict(state), True
+    try:
+        return _read_safetensors(path)
+    except Exception as exc:
+        raise CheckpointError(
+            f"{path} is not a safetensors file ({type(exc).__name__}: {exc}). Pass a "
+            f".safetensors file, or a torch.save state dict named *.pt / *.pth; a TF checkpoint "
+            "goes to checkpoint=... instead."
+        ) from None
+
+
 def load_checkpoint_into(
     model: nn.Module,
     checkpoint: CheckpointLike,
@@ -256,6 +392,53 @@ def load_checkpoint_into(
     log.info("%s: %s", type(model).__name__, report)
     model.load_report = report
     return report
+
+
+def drop_background_class(model: nn.Module, name: str = "the model") -> None:
+    """Remove class 0 (background) from ``model``'s 1001-class classifiers, in place.
+
+    Row 0 of the weights and bias of the main and (where built) auxiliary classifiers is cut
+    off; the classifiers are rebuilt for 1000 classes with ``reset_classifier`` and given the
+    other rows, so the model (its ``num_classes``, ``forward_head``, end points, export) is an
+    ordinary 1000-class network whose logits are the 1001-class logits ``[..., 1:]``.
+    """
+    classes = getattr(model, "num_classes", None)
+    if classes != 1001:
+        raise _no_background(name, classes)
+    heads = _classifier_scopes(model)
+    kept = {}
+    for key, value in model.state_dict().items():
+        if _under(key, heads):
+            if value.dim() == 0 or value.shape[0] != 1001:
+                raise MappingError(
+                    f"cannot drop the background class of {name}: its classifier tensor {key} "
+                    f"has shape {tuple(value.shape)}, expected 1001 rows first"
+                )
+            kept[key] = value[1:]
+    model.reset_classifier(1000)
+    problems = model.load_state_dict(kept, strict=False)
+    missing = [k for k in problems.missing_keys if _under(k, heads)]
+    if missing or problems.unexpected_keys:  # pragma: no cover - a family's reset_classifier bug
+        raise MappingError(
+            f"{type(model).__name__}.reset_classifier(1000) rebuilt other classifier tensors "
+            f"than it had (missing: {missing}, unexpected: {problems.unexpected_keys})"
+        )
+
+
+def _no_background(what: str, classes: int | None) -> ConfigError:
+    """The error for ``drop_background=True`` on ``what``, which has ``classes`` classes."""
+    if classes == 1000:
+        why = (
+            "1000 classes and no background class (vgg and resnet_v1 were converted from "
+            "Caffe): its logits are already in torchvision's order; load it without "
+            "drop_background"
+        )
+    else:
+        why = f"{classes} classes"
+    return ConfigError(
+        "drop_background=True removes the background class of a 1001-class ImageNet "
+        f"classifier, but {what} has {why}."
+    )
 
 
 def _classifier_scopes(model: nn.Module) -> tuple[str, ...]:

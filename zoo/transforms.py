@@ -30,16 +30,17 @@ not replay TensorFlow's random stream. See :func:`inception_train` and :func:`vg
 
 from __future__ import annotations
 
-import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torchvision import transforms as tv
 
-from ._model_facts import image_hw, model_facts
+from ._model_facts import model_facts
+from .errors import UnknownModelError
+from .registry import Preprocessing
 
 __all__ = [
     "VGG_MEANS",
@@ -70,6 +71,24 @@ VGG_TRAIN_RESIZE_SIDES = (256, 512)  # _RESIZE_SIDE_MIN, _RESIZE_SIDE_MAX (both 
 INCEPTION_CROP_FRACTION = 0.875  # preprocess_for_eval's central_fraction
 
 Size = int | tuple[int, int]
+
+
+def _torchvision_transforms() -> Any:
+    """``torchvision.transforms``, imported on first use: importing torchvision takes about as
+    long as importing torch, and only the training recipes need it."""
+    from torchvision import transforms
+
+    return transforms
+
+
+def image_hw(size: int | tuple[int, ...]) -> tuple[int, int]:
+    """``(height, width)`` from an int, ``(h, w)`` or timm-style ``(channels, h, w)``."""
+    if isinstance(size, numbers.Integral):
+        return int(size), int(size)
+    dims = tuple(int(s) for s in size)
+    if len(dims) in (2, 3):
+        return dims[-2], dims[-1]
+    raise ValueError(f"image size must be an int, (h, w) or (c, h, w); got {size!r}")
 
 
 # --------------------------------------------------------------------------- the legacy resize
@@ -347,7 +366,8 @@ class RandomDistortedCrop(nn.Module):
         self.area, self.ratio = tuple(area), tuple(ratio)
 
     def forward(self, image: Tensor) -> Tensor:
-        top, left, h, w = tv.RandomResizedCrop.get_params(image, list(self.area), list(self.ratio))
+        crop = _torchvision_transforms().RandomResizedCrop
+        top, left, h, w = crop.get_params(image, list(self.area), list(self.ratio))
         return resize_bilinear_legacy(image[..., top : top + h, left : left + w], self.size)
 
     def extra_repr(self) -> str:
@@ -452,6 +472,7 @@ def inception_train(image_size: Size) -> SlimTransform:
     Distorted bounding box crop (see :class:`RandomDistortedCrop`), bilinear resize, random
     horizontal flip, brightness and saturation jitter, then ``(x - 0.5) * 2``.
     """
+    tv = _torchvision_transforms()
     return SlimTransform(
         "inception",
         True,
@@ -494,6 +515,7 @@ def vgg_train(
     Shorter side uniform in [256, 512], random crop, random horizontal flip, minus means.
     """
     _check_vgg_crop(image_size, resize_sides[0])
+    tv = _torchvision_transforms()
     return SlimTransform(
         "vgg",
         True,
@@ -540,11 +562,25 @@ def get_transform(
             )
         size = image_size if image_size is not None else 224
     else:
-        facts = model_facts(name_or_kind)
-        kind = facts.preprocessing
-        size = image_size if image_size is not None else image_hw(facts.input_size)
-        if facts.crop_fraction is not None and not math.isnan(facts.crop_fraction):
-            crop_fraction = float(facts.crop_fraction)
+        preprocessing = _registered_preprocessing(name_or_kind)
+        kind = preprocessing.kind
+        size = image_size if image_size is not None else preprocessing.input_size
+        crop_fraction = preprocessing.crop_fraction
     if kind == "inception":
         return inception_train(size) if train else inception_eval(size, crop_fraction)
     return vgg_train(size) if train else vgg_eval(size)
+
+
+def _registered_preprocessing(name: str) -> Preprocessing:
+    """The evaluation preprocessing of model ``name`` from the weights registry."""
+    hint = "Or pass 'inception' or 'vgg' (with image_size=...) to choose a recipe directly."
+    try:
+        info = model_facts(name)
+    except UnknownModelError as exc:
+        raise UnknownModelError(f"{exc} {hint}") from None
+    if info.preprocessing is None:
+        raise UnknownModelError(
+            f"the weights registry has no preprocessing for {name!r} (its entry's "
+            f"'preprocessing' is null). {hint}"
+        )
+    return info.preprocessing
