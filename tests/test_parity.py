@@ -26,14 +26,34 @@ PORTED = [a for a in reference_archs() if a in zoo.list_models()]
 RUNS = [r for a in PORTED for r in runs(a)]
 
 
+def _run_once(model: torch.nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Logits, pre-logits (the classifier's input) and end points from ONE forward pass (the
+    large networks take a minute per pass on a small CI machine)."""
+    captured = {}
+
+    def keep(key, value):
+        captured[key] = value.detach().clone()
+
+    classifier = model.get_submodule(model.classifier_name)
+    hooks = [
+        classifier.register_forward_hook(lambda _m, inp, _out: keep("pre_logits", inp[0])),
+        model.register_forward_hook(lambda _m, _inp, out: keep("logits", out)),
+    ]
+    try:
+        points = model.end_points(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return captured["logits"].numpy(), captured["pre_logits"].numpy(), points
+
+
 @pytest.mark.parametrize("run", RUNS, ids=[r.id for r in RUNS])
 def test_logits_and_end_points_match_slim(run):
     model = zoo.load(run.arch, checkpoint=reference_weights(run.arch, run.gain), **run.kwargs)
     x = reference_input(run.arch, run.input_hw)
     with torch.no_grad():
-        logits = model(x).numpy()
-        pre_logits = model.forward_head(model.forward_features(x), pre_logits=True).numpy()
-    problems = compare_end_points(run, model.end_points(x))
+        logits, pre_logits, points = _run_once(model, x)
+    problems = compare_end_points(run, points)
 
     want = expected(run.arch)["logits" + run.suffix]
     want_pre = expected(run.arch)["pre_logits" + run.suffix]
@@ -43,5 +63,26 @@ def test_logits_and_end_points_match_slim(run):
         f"logits max|diff| {err:.3g} (tolerance {tolerance(want):.3g}); "
         "end points that differ, first divergence first:\n  " + "\n  ".join(problems)
     )
+    assert pre_logits.size == want_pre.size, (pre_logits.shape, want_pre.shape)
+    pre_logits = pre_logits.reshape(want_pre.shape)  # a 1x1-conv classifier sees (N, C, 1, 1)
+    assert float(np.max(np.abs(pre_logits - want_pre))) <= tolerance(want_pre)
+
+
+FIRST_RUNS = [runs(a)[0] for a in PORTED]
+
+
+@pytest.mark.parametrize("run", FIRST_RUNS, ids=[r.id for r in FIRST_RUNS])
+def test_head_api_gives_the_slim_pre_logits_and_logits(run):
+    """``forward_head(forward_features(x), pre_logits=True)`` is slim's pre-logits and
+    ``forward_head(forward_features(x))`` its logits (the parity test reads them from hooks)."""
+    model = zoo.load(run.arch, checkpoint=reference_weights(run.arch, run.gain), **run.kwargs)
+    x = reference_input(run.arch, run.input_hw)[:1]
+    with torch.no_grad():
+        features = model.forward_features(x)
+        pre_logits = model.forward_head(features, pre_logits=True).numpy()
+        logits = model.forward_head(features).numpy()
+    want = expected(run.arch)["logits" + run.suffix][:1]
+    want_pre = expected(run.arch)["pre_logits" + run.suffix][:1]
     assert pre_logits.shape == want_pre.shape
     assert float(np.max(np.abs(pre_logits - want_pre))) <= tolerance(want_pre)
+    assert float(np.max(np.abs(logits - want))) <= tolerance(want)
