@@ -4,7 +4,8 @@ branch containers, the auxiliary classifier and the fully connected ``Logits`` h
 * :data:`conv`: slim ``conv2d`` under the Inception arg scopes (v1–v4, Inception-ResNet v2): no
   bias, batch norm with epsilon 1e-3 and no gamma (``scale=False``), ReLU.
 * :func:`seq`, :class:`FanOutBranch`, :class:`PoolBranch`: the branches of a ``Mixed_*`` block
-  (:class:`~architectures.layers.Concat` concatenates them).
+  (:class:`~architectures.layers.Concat` concatenates them); :func:`reduction_a`, the block
+  Inception v4 and Inception-ResNet v2 share with other widths.
 * :class:`AuxLogits`: slim's auxiliary classifier (Inception v3/v4, Inception-ResNet v2): 5x5/3
   'VALID' average pool, 1x1 conv (128), 5x5 'VALID' conv (768), classifier; the families name
   its scopes differently, so the names are arguments.
@@ -28,7 +29,7 @@ import torch
 from torch import nn
 
 from ._base import ChainNet
-from .layers import AvgPool2dSame, ConvBnAct, GlobalAvgPool
+from .layers import AvgPool2dSame, Concat, ConvBnAct, GlobalAvgPool, MaxPool2dSame
 
 __all__ = [
     "AuxLogits",
@@ -38,6 +39,7 @@ __all__ = [
     "PoolBranch",
     "conv",
     "fc_classifier",
+    "reduction_a",
     "relu",
     "seq",
 ]
@@ -87,6 +89,20 @@ class PoolBranch(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv_bn = self.Conv2d_0b_1x1
         return conv_bn.act(conv_bn.bn(self.AvgPool_0a_3x3(conv_bn.conv(x))))
+
+
+def reduction_a(in_channels: int, k: int, l: int, m: int, n: int) -> Concat:
+    """The paper's Reduction-A (Inception v4 ``Mixed_6a``, Inception-ResNet v2 ``Mixed_6a``): 3x3/2
+    conv (``n``) | 1x1 (``k``) → 3x3 (``l``) → 3x3/2 (``m``) | 3x3/2 max pool, strided 'VALID'."""
+    return Concat(
+        Branch_0=seq(("Conv2d_1a_3x3", conv(in_channels, n, 3, 2, "VALID"))),
+        Branch_1=seq(
+            ("Conv2d_0a_1x1", conv(in_channels, k, 1)),
+            ("Conv2d_0b_3x3", conv(k, l, 3)),
+            ("Conv2d_1a_3x3", conv(l, m, 3, 2, "VALID")),
+        ),
+        Branch_2=seq(("MaxPool_1a_3x3", MaxPool2dSame(3, 2, "VALID"))),
+    )
 
 
 # --------------------------------------------------------------------------- heads

@@ -449,12 +449,17 @@ class CellNetwork(SlimNet):
         self,
         *,
         num_classes: int,
-        stem_filters: int,
+        num_conv_filters: int,
+        stem_multiplier: float,
+        image_size: int,
         drop_rate: float,
         drop_path_keep_prob: float,
         aux_logits: bool,
     ) -> None:
         super().__init__()
+        stem_filters = int(32 * stem_multiplier)  # conv0
+        self.num_conv_filters = num_conv_filters
+        self.default_image_size = image_size
         self.num_classes = num_classes
         self.aux_logits = aux_logits
         self.drop_rate = drop_rate
@@ -500,9 +505,23 @@ class CellNetwork(SlimNet):
         if end_point:
             self.cell_end_points[name] = end_point
 
-    def add_aux_head(self, cell_name: str, pooled_size: int) -> None:
+    def filters(self, scaling: float) -> int:
+        """slim's ``int(num_conv_filters * filter_scaling)``."""
+        return int(self.num_conv_filters * scaling)
+
+    def add_imagenet_stem(self, spec: CellSpec) -> None:
+        """slim's ``_imagenet_stem`` after ``conv0``: two stride-2 cells of ``spec`` at 1/4 and
+        1/2 of the filters (end point ``Stem``)."""
+        self.add_cell("cell_stem_0", spec, filter_size=self.filters(0.25), stride=2)
+        self.add_cell(
+            "cell_stem_1", spec, filter_size=self.filters(0.5), stride=2, end_point="Stem"
+        )
+
+    def add_aux_head(self, cell_name: str) -> None:
         """slim's ``aux_<k>`` on ``relu(cell_<k>)``, built whatever the mode (it is in the
-        checkpoints); run only for ``aux_logits=True`` in training and for ``end_points``."""
+        checkpoints); run only for ``aux_logits=True`` in training and for ``end_points``. Its
+        ``Conv`` kernel is sized for the default image size."""
+        pooled_size = aux_pooled_size(self.default_image_size)
         self.aux_after = cell_name
         self.aux_head_name = "aux_" + cell_name.rsplit("_", 1)[1]
         channels = self._outputs[-1][0]

@@ -47,6 +47,7 @@ from ._inception_utils import (
     PoolBranch,
     conv,
     fc_classifier,
+    reduction_a,
     seq,
 )
 from ._registry import register_model
@@ -152,19 +153,6 @@ def mixed_5b() -> Concat:
     )
 
 
-def mixed_6a() -> Concat:
-    """``Mixed_6a``: reduction 35 → 17, 320 → 1088 channels."""
-    return Concat(
-        Branch_0=seq(("Conv2d_1a_3x3", conv(320, 384, 3, 2, "VALID"))),
-        Branch_1=seq(
-            ("Conv2d_0a_1x1", conv(320, 256, 1)),
-            ("Conv2d_0b_3x3", conv(256, 256, 3)),
-            ("Conv2d_1a_3x3", conv(256, 384, 3, 2, "VALID")),
-        ),
-        Branch_2=seq(("MaxPool_1a_3x3", MaxPool2dSame(3, 2, "VALID"))),
-    )
-
-
 def mixed_7a() -> Concat:
     """``Mixed_7a``: reduction 17 → 8, 1088 → 2080 channels."""
     return Concat(
@@ -229,7 +217,7 @@ class InceptionResnetV2(InceptionNet):
                 MaxPool_5a_3x3=MaxPool2dSame(3, 2, "VALID"),
                 Mixed_5b=mixed_5b(),
                 Repeat=repeat(block35, 10, "block35"),
-                Mixed_6a=mixed_6a(),
+                Mixed_6a=reduction_a(320, k=256, l=256, m=384, n=384),  # 35 → 17, 1088 channels
                 Repeat_1=repeat(block17, 20, "block17"),  # its output is 'PreAuxLogits'
                 Mixed_7a=mixed_7a(),
                 Repeat_2=repeat(block8, 9, "block8"),

@@ -39,6 +39,7 @@ from ._inception_utils import (
     PoolBranch,
     conv,
     fc_classifier,
+    reduction_a,
     seq,
 )
 from ._registry import register_model
@@ -95,19 +96,6 @@ def block_inception_a() -> Concat:
             ("Conv2d_0c_3x3", conv(96, 96, 3)),
         ),
         Branch_3=PoolBranch(384, 96),
-    )
-
-
-def block_reduction_a() -> Concat:
-    """slim ``block_reduction_a`` (``Mixed_6a``): 35 → 17, 384 → 1024 channels."""
-    return Concat(
-        Branch_0=seq(("Conv2d_1a_3x3", conv(384, 384, 3, 2, "VALID"))),
-        Branch_1=seq(
-            ("Conv2d_0a_1x1", conv(384, 192, 1)),
-            ("Conv2d_0b_3x3", conv(192, 224, 3)),
-            ("Conv2d_1a_3x3", conv(224, 256, 3, 2, "VALID")),
-        ),
-        Branch_2=seq(("MaxPool_1a_3x3", MaxPool2dSame(3, 2, "VALID"))),
     )
 
 
@@ -213,7 +201,7 @@ class InceptionV4(InceptionNet):
             Mixed_5a=stem_mixed_5a(),
         )
         base.update((f"Mixed_5{block}", block_inception_a()) for block in "bcde")
-        base["Mixed_6a"] = block_reduction_a()
+        base["Mixed_6a"] = reduction_a(384, k=192, l=224, m=256, n=384)  # 35 → 17, 1024 channels
         base.update((f"Mixed_6{block}", block_inception_b()) for block in "bcdefgh")
         base["Mixed_7a"] = block_reduction_b()
         base.update((f"Mixed_7{block}", block_inception_c()) for block in "bcd")
