@@ -25,6 +25,27 @@ class SlimNet(nn.Module):
     # slim adds 'Predictions' (softmax of the logits) to the end points of most families
     predictions_end_point: bool = True
     num_classes: int
+    # The auxiliary classifier of Inception v3/v4, Inception-ResNet v2 and NASNet is no part of
+    # the main network: forward_features/forward_head never run it. A family with one names the
+    # end point it reads (aux_input_end_point) and the one after which slim records 'AuxLogits'
+    # (aux_end_point_after), and returns it from aux_head(); end_points() then runs it on the
+    # recorded input where it fits (aux_end_point_always: there, or raise its error).
+    aux_input_end_point: str = ""
+    aux_end_point_always: bool = False
+
+    @property
+    def aux_end_point_after(self) -> str:
+        return self.aux_input_end_point
+
+    def aux_head(self) -> nn.Module | None:
+        """The auxiliary classifier (with ``fits(x)``), or None where there is none."""
+        return None
+
+    @property
+    def ignorable_tf_scopes(self) -> tuple[str, ...]:
+        """Checkpoint scopes this model may leave unread (a released head it was built
+        without); :func:`~architectures._tf.load_tf_weights` reports their tensors as ignored."""
+        return ()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -61,26 +82,48 @@ class SlimNet(nn.Module):
 
             handles.append(module.register_forward_hook(hook))
         try:
-            logits = self(x)
+            logits = self.forward_head(self.forward_features(x))  # the main network only
         finally:
             for h in handles:
                 h.remove()
+        captured = self._with_aux_end_point(captured)
         if self.predictions_end_point and logits.dim() == 2:
             captured["Predictions"] = torch.softmax(logits, dim=-1)
         return captured
+
+    def _with_aux_end_point(
+        self, points: OrderedDict[str, torch.Tensor]
+    ) -> OrderedDict[str, torch.Tensor]:
+        """``points`` with ``AuxLogits`` after ``aux_end_point_after``, as slim records it."""
+        head = self.aux_head()
+        if head is None:
+            return points
+        aux_input = points[self.aux_input_end_point]
+        if not (head.fits(aux_input) or self.aux_end_point_always):
+            return points  # an input size the checkpoint's aux kernel cannot take
+        aux = head(aux_input)
+        ordered: OrderedDict[str, torch.Tensor] = OrderedDict()
+        for name, value in points.items():
+            ordered[name] = value
+            if name == self.aux_end_point_after:
+                ordered["AuxLogits"] = aux
+        return ordered
 
 
 class ChainNet(SlimNet):
     """A :class:`SlimNet` whose base network is a chain of end points, then a ``Logits`` head.
 
     The children named in ``base_names`` (registered with :meth:`add_base`) run in order and each
-    one's output is a slim end point, as in slim's ``inception_v1_base`` … ``inception_v3_base``.
+    one's output is a slim end point (unless :meth:`base_end_point_names` says otherwise), as in
+    slim's ``inception_v1_base`` … ``inception_v4_base``.
     The head ``self.Logits`` has ``pre_logits(x)``, ``reset(num_classes)`` and
     ``end_point_modules()`` (e.g. :class:`~architectures.layers.ConvLogitsHead`).
     """
 
     base_names: tuple[str, ...] = ()
     Logits: nn.Module
+    # run the base in channels-last memory format (see iter_base)
+    channels_last: bool = True
 
     @property
     def predictions_end_point(self) -> bool:  # slim's 'Predictions' needs logits
@@ -98,7 +141,7 @@ class ChainNet(SlimNet):
         The batch runs in channels-last memory format (same shape and values): PyTorch's CPU
         convolutions and, above all, its pooling are several times faster on it.
         """
-        if x.dim() == 4:
+        if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         for name in self.base_names:
             x = getattr(self, name)(x)
@@ -117,7 +160,13 @@ class ChainNet(SlimNet):
         self.num_classes = num_classes
         self.Logits.reset(num_classes)
 
+    def base_end_point_names(self) -> dict[str, str]:
+        """``{base child: slim end point name}``; by default every child, under its own name."""
+        return {name: name for name in self.base_names}
+
     def end_point_modules(self) -> OrderedDict[str, nn.Module]:
-        points = OrderedDict((name, getattr(self, name)) for name in self.base_names)
+        points = OrderedDict(
+            (point, getattr(self, name)) for name, point in self.base_end_point_names().items()
+        )
         points.update(self.Logits.end_point_modules())
         return points

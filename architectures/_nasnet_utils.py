@@ -433,6 +433,8 @@ class CellNetwork(SlimNet):
     in timm's NASNet); ``forward_head(x, pre_logits=True)`` the globally pooled features (slim's
     ``global_pool`` end point). In training mode with ``aux_logits=True``, ``forward`` returns
     ``(logits, aux_logits)``; otherwise only the logits, and the aux head is not run.
+    ``end_points`` has ``AuxLogits`` (after the cell it reads, as in slim's graph, in eval mode
+    too) where the input size suits the aux head (see :class:`~architectures._base.SlimNet`).
 
     Speed: most of the time goes to the separable convs; on CPU, ``model.to(memory_format=
     torch.channels_last)`` with a channels-last input runs about 20% faster than NCHW (the
@@ -447,12 +449,17 @@ class CellNetwork(SlimNet):
         self,
         *,
         num_classes: int,
-        stem_filters: int,
+        num_conv_filters: int,
+        stem_multiplier: float,
+        image_size: int,
         drop_rate: float,
         drop_path_keep_prob: float,
         aux_logits: bool,
     ) -> None:
         super().__init__()
+        stem_filters = int(32 * stem_multiplier)  # conv0
+        self.num_conv_filters = num_conv_filters
+        self.default_image_size = image_size
         self.num_classes = num_classes
         self.aux_logits = aux_logits
         self.drop_rate = drop_rate
@@ -467,7 +474,6 @@ class CellNetwork(SlimNet):
         self.cell_end_points: dict[str, str] = {}
         self.aux_after: str | None = None
         self.aux_head_name: str | None = None
-        self._record_aux = False
 
     # -- building
 
@@ -499,9 +505,23 @@ class CellNetwork(SlimNet):
         if end_point:
             self.cell_end_points[name] = end_point
 
-    def add_aux_head(self, cell_name: str, pooled_size: int) -> None:
+    def filters(self, scaling: float) -> int:
+        """slim's ``int(num_conv_filters * filter_scaling)``."""
+        return int(self.num_conv_filters * scaling)
+
+    def add_imagenet_stem(self, spec: CellSpec) -> None:
+        """slim's ``_imagenet_stem`` after ``conv0``: two stride-2 cells of ``spec`` at 1/4 and
+        1/2 of the filters (end point ``Stem``)."""
+        self.add_cell("cell_stem_0", spec, filter_size=self.filters(0.25), stride=2)
+        self.add_cell(
+            "cell_stem_1", spec, filter_size=self.filters(0.5), stride=2, end_point="Stem"
+        )
+
+    def add_aux_head(self, cell_name: str) -> None:
         """slim's ``aux_<k>`` on ``relu(cell_<k>)``, built whatever the mode (it is in the
-        checkpoints); run only for ``aux_logits=True`` in training and for ``end_points``."""
+        checkpoints); run only for ``aux_logits=True`` in training and for ``end_points``. Its
+        ``Conv`` kernel is sized for the default image size."""
+        pooled_size = aux_pooled_size(self.default_image_size)
         self.aux_after = cell_name
         self.aux_head_name = "aux_" + cell_name.rsplit("_", 1)[1]
         channels = self._outputs[-1][0]
@@ -545,11 +565,18 @@ class CellNetwork(SlimNet):
 
     # -- running
 
+    def aux_head(self) -> nn.Module | None:
+        return getattr(self, self.aux_head_name) if self.aux_head_name else None
+
+    @property
+    def aux_input_end_point(self) -> str:  # the cell the head reads; AuxLogits follows it
+        return self.cell_end_points[self.aux_after] if self.aux_after else ""
+
     def _forward_cells(
-        self, x: torch.Tensor, aux: str = "off"
+        self, x: torch.Tensor, with_aux: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Stem and cells → (last cell output, aux logits). ``aux``: ``"off"``, ``"required"``
-        (an input size the aux head cannot take raises) or ``"if_fits"`` (skipped then)."""
+        """Stem and cells → (last cell output, aux logits if ``with_aux``: an input size the aux
+        head cannot take raises)."""
         x = self.conv0_bn(self.conv0(x))
         outputs: list[torch.Tensor | None] = [None, x]
         aux_logits = None
@@ -557,10 +584,8 @@ class CellNetwork(SlimNet):
             x = getattr(self, name)(x, outputs[-prev_offset])
             # keep only what a later cell can still read as its prev
             outputs = [*outputs[-2:], x]
-            if aux != "off" and name == self.aux_after:
-                head = getattr(self, self.aux_head_name)
-                if aux == "required" or head.fits(x):
-                    aux_logits = head(x)
+            if with_aux and name == self.aux_after:
+                aux_logits = self.aux_head()(x)
         return x, aux_logits
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -574,12 +599,10 @@ class CellNetwork(SlimNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Logits; ``(logits, aux_logits)`` in training mode when built with ``aux_logits=True``."""
-        if self.training and self.aux_logits and not self._record_aux:
-            features, aux = self._forward_cells(x, aux="required")
-            return self.forward_head(torch.relu(features)), aux
-        # end_points() records AuxLogits where the input size suits the aux head
-        features, _ = self._forward_cells(x, aux="if_fits" if self._record_aux else "off")
-        return self.forward_head(torch.relu(features))
+        if not (self.training and self.aux_logits):
+            return self.forward_head(self.forward_features(x))
+        features, aux = self._forward_cells(x, with_aux=True)
+        return self.forward_head(torch.relu(features)), aux
 
     def reset_classifier(self, num_classes: int) -> None:
         """New ``final_layer/FC`` and aux ``FC`` for ``num_classes`` (0 = identity)."""
@@ -593,21 +616,10 @@ class CellNetwork(SlimNet):
         for name, _ in self.cell_plan:
             if name in self.cell_end_points:
                 points[self.cell_end_points[name]] = getattr(self, name)
-            if name == self.aux_after:
-                points["AuxLogits"] = getattr(self, self.aux_head_name)
         points["global_pool"] = self.global_pool
         if self.num_classes:
             points["Logits"] = self.final_layer.FC
         return points
-
-    def end_points(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
-        """slim's end points with ``AuxLogits``: as in the reference graph, the aux head runs here
-        in eval mode too, where the input size suits it (otherwise there is no ``AuxLogits``)."""
-        self._record_aux = True
-        try:
-            return super().end_points(x)
-        finally:
-            self._record_aux = False
 
 
 def aux_pooled_size(image_size: int) -> int:

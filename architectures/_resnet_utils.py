@@ -25,10 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._base import SlimNet
-from .layers import BatchNorm2d, Conv1x1AsLinear, GlobalAvgPool, SpatialSqueeze
+from .layers import BatchNorm2d, Conv1x1AsLinear, GlobalAvgPool, MaxPool2dSame, SpatialSqueeze
 
 __all__ = [
     "BN_EPS",
+    "NUM_UNITS",
     "BatchNormRelu",
     "ConvLogits",
     "SlimResNet",
@@ -43,6 +44,13 @@ __all__ = [
 BN_EPS = 1e-5
 # conv1 (stride 2) and pool1 (stride 2) come before the blocks
 ROOT_STRIDE = 4
+# units per block of slim's resnet_v1_<depth> / resnet_v2_<depth> (the same in both)
+NUM_UNITS = {
+    50: (3, 4, 6, 3),
+    101: (3, 4, 23, 3),
+    152: (3, 8, 36, 3),
+    200: (3, 24, 36, 3),
+}
 
 
 # --------------------------------------------------------------------------- slim's blocks
@@ -172,33 +180,76 @@ class ConvLogits(Conv1x1AsLinear):
 
 
 class SlimResNet(SlimNet):
-    """The skeleton of slim's ``resnet_v1()`` and ``resnet_v2()``.
+    """The skeleton of slim's ``resnet_v1()`` and ``resnet_v2()``: root block (``conv1``, the
+    3x3/2 'SAME' max pool ``pool1``), four blocks, the family's :meth:`add_top`, head.
 
-    A family sets ``unit_name`` (``bottleneck_v1``/``bottleneck_v2``), builds its root block
-    (``conv1``, ``pool1``) and calls :meth:`add_blocks` then :meth:`add_head`; it implements
-    ``forward_features``. This class holds what both generators share: the block/unit modules
-    named after the TF scopes (``block1.unit_1.bottleneck_v1``), global pooling, the ``logits``
-    1x1 conv (a :class:`ConvLogits`), the spatial squeeze and slim's end point names.
+    A family sets ``unit_name`` (``bottleneck_v1``/``bottleneck_v2``), ``unit`` (the bottleneck
+    module, built as ``unit(in_channels, spec)``), its released class count and default scope,
+    and implements :meth:`root_conv` (and :meth:`add_top`/:meth:`top` for ``postnorm``). This
+    class holds what both generators share: the block/unit modules named after the TF scopes
+    (``block1.unit_1.bottleneck_v1``), global pooling, the ``logits`` 1x1 conv (a
+    :class:`ConvLogits`), the spatial squeeze and slim's end point names.
+
+    Args:
+        num_units: units per block (``(3, 4, 6, 3)`` for ResNet-50, see :data:`NUM_UNITS`).
+        num_classes: classes of ``logits`` (None: the released checkpoints' count); 0 = no
+            logits, the model then returns the pooled features.
+        global_pool: average the final map before ``logits``; off, a larger map gives a score
+            map (N, classes, h, w), as in slim (fully convolutional use).
+        output_stride: None (32) or 4/8/16: keep this resolution with atrous convolution.
+        tf_scope: root TF scope, e.g. ``resnet_v1_50`` (None: the family's ResNet-50 scope).
     """
 
     predictions_end_point = False  # slim's resnets call it 'predictions' (lower case): below
     unit_name: str
+    unit: Callable[[int, UnitSpec], nn.Module]
+    released_num_classes: int
+    default_tf_scope: str
 
     def __init__(
         self,
         *,
-        tf_scope: str,
-        num_classes: int,
-        global_pool: bool,
-        output_stride: int | None,
+        num_units: tuple[int, int, int, int],
+        num_classes: int | None = None,
+        global_pool: bool = True,
+        output_stride: int | None = None,
+        tf_scope: str | None = None,
     ) -> None:
         super().__init__()
-        self.tf_scope = tf_scope
+        self.tf_scope = tf_scope or self.default_tf_scope
         self.classifier_name = "logits"
-        self.num_classes = num_classes
+        self.num_classes = self.released_num_classes if num_classes is None else num_classes
         self.global_pool = global_pool
         self.output_stride = output_stride
         self.block_names: list[str] = []
+
+        self.conv1 = self.root_conv()
+        self.pool1 = MaxPool2dSame(3, 2, "SAME")
+        num_features = self.add_blocks(type(self).unit, num_units, in_channels=64)
+        self.add_top(num_features)
+        self.add_head(num_features)
+        self.use_channels_last()
+
+    @classmethod
+    def variant(cls, depth: int, **kwargs) -> SlimResNet:
+        """slim's ``resnet_v<n>_<depth>``: the units of :data:`NUM_UNITS`, scope named so."""
+        scope = cls.default_tf_scope.rsplit("_", 1)[0]  # 'resnet_v1'
+        return cls(num_units=NUM_UNITS[depth], tf_scope=f"{scope}_{depth}", **kwargs)
+
+    def root_conv(self) -> nn.Module:
+        """``conv1``: slim's 7x7/2 ``conv2d_same`` of the family."""
+        raise NotImplementedError
+
+    def add_top(self, num_features: int) -> None:
+        """Layers between ``block4`` and the head (V2's ``postnorm``); none by default."""
+
+    def top(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Image (N, 3, H, W) → final map (N, 2048, H/s, W/s), s = ``output_stride``."""
+        x = self.to_channels_last(x)
+        return self.top(self.forward_blocks(self.pool1(self.conv1(x))))
 
     def add_blocks(
         self,

@@ -214,7 +214,7 @@ class LoadReport:
         if self.ema:
             parts.append(f"{len(self.ema)} from ExponentialMovingAverage shadows")
         if self.ignored:
-            parts.append(f"ignored {len(self.ignored)} non-weight tensors")
+            parts.append(f"ignored {len(self.ignored)} unneeded tensors")
         if self.skipped:
             parts.append(f"left {len(self.skipped)} torch tensors as initialised")
         return ", ".join(parts)
@@ -248,6 +248,8 @@ def plan_tf_weights(
     skipped_tf = {mapping[t].name for t in skipped}
 
     names = set(checkpoint.keys())
+    # scopes of released heads the model was built without (e.g. create_aux_logits=False)
+    ignorable = tuple(f"{scope}/" for scope in getattr(model, "ignorable_tf_scopes", ()))
     report = LoadReport(skipped=skipped)
     missing, mismatched, sources = [], [], {}
     for torch_name, target in wanted.items():
@@ -275,6 +277,8 @@ def plan_tf_weights(
         if base in targets or name in skipped_tf or base in skipped_tf:
             report.ignored.append(name)
         elif any(p.search(name) for p in IGNORED_CHECKPOINT_PATTERNS):
+            report.ignored.append(name)
+        elif name.startswith(ignorable):
             report.ignored.append(name)
         else:
             unused.append(name)
@@ -307,7 +311,8 @@ def load_tf_weights(
     """Fill ``model`` from a ``{tf_name: array}`` mapping (or a lazy checkpoint reader).
 
     The mapping is checked both ways before anything is copied: every checkpoint tensor is used
-    once (except ``global_step``, ``mean_rgb``, optimizer slots and EMA shadows), every torch
+    once (except ``global_step``, ``mean_rgb``, optimizer slots, EMA shadows and the model's
+    ``ignorable_tf_scopes``, e.g. an auxiliary head it was built without), every torch
     parameter and buffer is filled once, and shapes agree. A failure raises
     :class:`zoo.errors.MappingError` listing the names. ``skip`` holds torch name prefixes to leave
     untouched (e.g. the classifier when loading a backbone for another class count); their

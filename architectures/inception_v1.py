@@ -26,15 +26,14 @@ Slim quirks reproduced here:
 from __future__ import annotations
 
 from collections import OrderedDict
-from functools import partial
 
 from torch import nn
 
 from ._base import ChainNet
+from ._inception_utils import conv
 from ._registry import register_model
 from .layers import (
     Concat,
-    ConvBnAct,
     ConvLogitsHead,
     FixedWindowAvgPool,
     GlobalAvgPool,
@@ -44,10 +43,6 @@ from .layers import (
 __all__ = ["InceptionV1", "inception_v1"]
 
 # --------------------------------------------------------------------------- building blocks
-
-# slim conv2d under inception_arg_scope: no bias, batch norm without gamma (eps 1e-3), ReLU
-# (in place: it only ever overwrites the batch norm's own output)
-conv = partial(ConvBnAct, bn_eps=1e-3, bn_scale=False, act=partial(nn.ReLU, inplace=True))
 
 
 def inception_module(

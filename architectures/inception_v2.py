@@ -32,16 +32,15 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from functools import partial
 
 from torch import nn
 
 from ._base import ChainNet
+from ._inception_utils import conv, relu
 from ._registry import register_model
 from .layers import (
     AvgPool2dSame,
     Concat,
-    ConvBnAct,
     ConvLogitsHead,
     FixedWindowAvgPool,
     GlobalAvgPool,
@@ -52,11 +51,6 @@ from .layers import (
 __all__ = ["InceptionV2", "inception_v2"]
 
 # --------------------------------------------------------------------------- building blocks
-
-# slim conv2d under inception_arg_scope: no bias, batch norm without gamma (eps 1e-3), ReLU
-# (in place: it only ever overwrites the batch norm's own output)
-relu = partial(nn.ReLU, inplace=True)
-conv = partial(ConvBnAct, bn_eps=1e-3, bn_scale=False, act=relu)
 
 
 def inception_module(

@@ -43,18 +43,15 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from functools import partial
 
-import torch
 from torch import nn
 
-from ._base import ChainNet
+from ._inception_utils import AuxLogits, FanOutBranch, InceptionNet, conv, seq
 from ._registry import register_model
 from .layers import (
     AvgPool2dSame,
     Concat,
     Conv1x1AsLinear,
-    ConvBnAct,
     ConvLogitsHead,
     FixedWindowAvgPool,
     GlobalAvgPool,
@@ -65,15 +62,7 @@ __all__ = ["InceptionV3", "inception_v3"]
 
 # --------------------------------------------------------------------------- building blocks
 
-# slim conv2d under inception_arg_scope: no bias, batch norm without gamma (eps 1e-3), ReLU
-# (in place: it only ever overwrites the batch norm's own output)
-conv = partial(ConvBnAct, bn_eps=1e-3, bn_scale=False, act=partial(nn.ReLU, inplace=True))
 Depth = Callable[[int], int]  # slim's depth(): width at depth_multiplier 1 → thinned width
-
-
-def seq(*layers: tuple[str, nn.Module]) -> nn.Sequential:
-    """A branch: layers applied in order, each named by its TF scope."""
-    return nn.Sequential(OrderedDict(layers))
 
 
 def pool_branch(in_channels: int, width: int) -> nn.Sequential:
@@ -81,17 +70,6 @@ def pool_branch(in_channels: int, width: int) -> nn.Sequential:
     return seq(
         ("AvgPool_0a_3x3", AvgPool2dSame(3, 1)), ("Conv2d_0b_1x1", conv(in_channels, width, 1))
     )
-
-
-class FanOutBranch(nn.Sequential):
-    """A ``Mixed_7b``/``Mixed_7c`` branch: its convs run in order, except that the last two both
-    read the same map (a 1x3 and a 3x1 conv) and their outputs are concatenated."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        *trunk, across, down = self
-        for layer in trunk:
-            x = layer(x)
-        return torch.cat([across(x), down(x)], dim=1)
 
 
 def inception_5x5(in_channels: int, pool_width: int, branch_1_names: tuple[str, str], d: Depth):
@@ -187,36 +165,10 @@ def inception_fan_out(in_channels: int, branch_1_3x1: str, d: Depth) -> Concat:
     )
 
 
-class AuxLogits(nn.Module):
-    """slim's auxiliary classifier on ``Mixed_6e`` (scope ``AuxLogits``)."""
-
-    def __init__(self, in_channels: int, num_classes: int, d: Depth) -> None:
-        super().__init__()
-        self.AvgPool_1a_5x5 = AvgPool2dSame(5, 3, "VALID")
-        self.Conv2d_1b_1x1 = conv(in_channels, d(128), 1)
-        self.Conv2d_2a_5x5 = conv(d(128), d(768), 5, padding="VALID")
-        self.Conv2d_2b_1x1 = Conv1x1AsLinear(d(768), num_classes)
-
-    def reset(self, num_classes: int) -> None:
-        """A new, randomly initialised classifier for ``num_classes``."""
-        self.Conv2d_2b_1x1 = Conv1x1AsLinear(self.Conv2d_2b_1x1.in_features, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (17 <= x.shape[-2] <= 19 and 17 <= x.shape[-1] <= 19):
-            raise ValueError(
-                "the auxiliary head's Conv2d_2a_5x5 (the checkpoint's 5x5 kernel) needs a "
-                f"Mixed_6e map of 17 to 19 pixels (inputs of 299 to 346), got "
-                f"{tuple(x.shape[-2:])}; build the model with create_aux_logits=False (or "
-                "without aux_logits=True) for this input size"
-            )
-        x = self.Conv2d_1b_1x1(self.AvgPool_1a_5x5(x))
-        return self.Conv2d_2b_1x1(self.Conv2d_2a_5x5(x).flatten(1))
-
-
 # --------------------------------------------------------------------------- the model
 
 
-class InceptionV3(ChainNet):
+class InceptionV3(InceptionNet):
     """Inception v3 as in slim: a conv stem, eleven mixed blocks, pooled logits, and the
     auxiliary classifier on ``Mixed_6e``.
 
@@ -232,6 +184,10 @@ class InceptionV3(ChainNet):
         min_depth: smallest width a scaled conv gets (slim's ``min_depth``).
     """
 
+    # slim has AuxLogits at every input size (with a kernel of another size): where the
+    # checkpoint's 5x5 kernel does not fit, end_points() raises instead of leaving it out
+    aux_end_point_always = True
+
     def __init__(
         self,
         *,
@@ -246,17 +202,11 @@ class InceptionV3(ChainNet):
         super().__init__()
         if depth_multiplier <= 0:
             raise ValueError(f"depth_multiplier must be greater than 0, got {depth_multiplier}")
-        if aux_logits and not (create_aux_logits and num_classes):
-            raise ValueError(
-                "aux_logits=True returns the auxiliary head's logits, which needs "
-                "create_aux_logits=True and num_classes > 0"
-            )
         self.tf_scope = "InceptionV3"
         self.classifier_name = "Logits.Conv2d_1c_1x1"
         self.num_classes = num_classes
         self.global_pool = global_pool
         self.aux_logits = aux_logits
-        self._aux_end_point = False  # set while end_points() runs, see there
 
         def d(width: int) -> int:  # slim's depth()
             return max(int(width * depth_multiplier), min_depth)
@@ -288,7 +238,7 @@ class InceptionV3(ChainNet):
         ):
             base[name] = inception_7x7(in_ch, mid, d)
             in_ch = 4 * d(192)
-        self.aux_input = in_ch  # channels of Mixed_6e
+        aux_input = in_ch  # channels of Mixed_6e
         base["Mixed_7a"] = reduction_17(in_ch, d)
         in_ch += d(320) + d(192)
         for name, branch_1_3x1 in (("Mixed_7b", "Conv2d_0b_3x1"), ("Mixed_7c", "Conv2d_0c_3x1")):
@@ -298,60 +248,38 @@ class InceptionV3(ChainNet):
         self.num_features = in_ch
 
         # slim's 'AuxLogits' scope: built only for a model with logits, as in slim
-        with_aux = create_aux_logits and num_classes
-        self.AuxLogits = AuxLogits(self.aux_input, num_classes, d) if with_aux else None
+        self.AuxLogits = None
+        if create_aux_logits and num_classes:
+            self.AuxLogits = AuxLogits(
+                aux_input,
+                num_classes,
+                scopes=("AvgPool_1a_5x5", "Conv2d_1b_1x1", "Conv2d_2a_5x5", "Conv2d_2b_1x1"),
+                input_name="Mixed_6e",
+                classifier=Conv1x1AsLinear,
+                widths=(d(128), d(768)),
+            )
+        self.aux_after = "Mixed_6e"
         # slim's 'Logits' scope; the pool's name is its end point
         fixed = ("AvgPool_1a", FixedWindowAvgPool(8, 2, shrink=True))
         pool = ("global_pool", GlobalAvgPool()) if global_pool else fixed
         self.Logits = ConvLogitsHead(
             in_ch, num_classes, drop_rate, pool, "Dropout_1b", "Conv2d_1c_1x1"
         )
-
-    @property
-    def classifier_names(self) -> tuple[str, ...]:
-        """Torch paths of every classifier: the logits and, if built, the auxiliary logits."""
-        aux = ("AuxLogits.Conv2d_2b_1x1",) if self.AuxLogits is not None else ()
-        return (self.classifier_name, *aux)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Logits (N, classes); ``(logits, aux_logits)`` in training mode with ``aux_logits``."""
-        return_aux = self.aux_logits and self.training and not self._aux_end_point
-        run_aux = return_aux or (self._aux_end_point and self.AuxLogits is not None)
-        if not run_aux:
-            return self.forward_head(self.forward_features(x))
-        for name, features in self.iter_base(x):
-            if name == "Mixed_6e":
-                mixed_6e = features
-        aux = self.AuxLogits(mixed_6e)  # after Mixed_7c, as slim (end point order)
-        logits = self.forward_head(features)
-        return (logits, aux) if return_aux else logits
+        self.check_aux_logits()
 
     def reset_classifier(self, num_classes: int) -> None:
         """New (randomly initialised) classifiers for ``num_classes``: the logits and, if the
-        model has one, the auxiliary head's."""
+        model has one, the auxiliary head's (removed for ``num_classes=0``: slim has no
+        auxiliary head without logits either)."""
+        if not num_classes:
+            self.AuxLogits, self.aux_logits = None, False
         super().reset_classifier(num_classes)
-        if self.AuxLogits is not None and num_classes:
-            self.AuxLogits.reset(num_classes)
-        elif self.AuxLogits is not None:  # slim has no auxiliary head without logits either
-            self.AuxLogits = None
-            self.aux_logits = False
 
     def end_point_modules(self) -> OrderedDict[str, nn.Module]:
         points = super().end_point_modules()
-        if self.AuxLogits is not None:
-            points["AuxLogits"] = self.AuxLogits
         if self.num_classes:
             points["PreLogits"] = self.Logits.Dropout_1b  # the dropout's output, still 4-D
         return points
-
-    @torch.no_grad()
-    def end_points(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
-        """slim's end points, ``AuxLogits`` included (the auxiliary head runs for them)."""
-        self._aux_end_point = True
-        try:
-            return super().end_points(x)
-        finally:
-            self._aux_end_point = False
 
 
 # --------------------------------------------------------------------------- TF-name mapping

@@ -209,12 +209,8 @@ def _window_counts(size: int, kernel: int, stride: int, before: int, out: int) -
     return [min(a + kernel, size) - max(a, 0) for a in starts]
 
 
-class MaxPool2dSame(nn.Module):
-    """slim ``max_pool2d``; 'SAME' pads with -inf so padding never wins the max.
-
-    Two fast paths give the same values: NCHW tensors on CPU are pooled from shifted slices
-    (torch's kernels are slow there), and elsewhere torch's ``ceil_mode`` windows are used without
-    a padded copy where they coincide with TF's (e.g. 3x3/2 on any size)."""
+class _Pool2dSame(nn.Module):
+    """What slim's ``max_pool2d`` and ``avg_pool2d`` share: kernel, stride, 'SAME' or 'VALID'."""
 
     def __init__(
         self,
@@ -225,6 +221,18 @@ class MaxPool2dSame(nn.Module):
         super().__init__()
         self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
         self.same = padding.upper() == "SAME"
+
+    def extra_repr(self) -> str:
+        mode = "SAME" if self.same else "VALID"
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={mode}"
+
+
+class MaxPool2dSame(_Pool2dSame):
+    """slim ``max_pool2d``; 'SAME' pads with -inf so padding never wins the max.
+
+    Two fast paths give the same values: NCHW tensors on CPU are pooled from shifted slices
+    (torch's kernels are slow there), and elsewhere torch's ``ceil_mode`` windows are used without
+    a padded copy where they coincide with TF's (e.g. 3x3/2 on any size)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s = self.kernel_size, self.stride
@@ -240,23 +248,9 @@ class MaxPool2dSame(nn.Module):
             x = pad_same(x, k, s, value=float("-inf"))
         return F.max_pool2d(x, k, s)
 
-    def extra_repr(self) -> str:
-        mode = "SAME" if self.same else "VALID"
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={mode}"
 
-
-class AvgPool2dSame(nn.Module):
+class AvgPool2dSame(_Pool2dSame):
     """slim ``avg_pool2d``; 'SAME' averages only over real pixels (TF excludes the padding)."""
-
-    def __init__(
-        self,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int] = 1,
-        padding: str = "SAME",
-    ) -> None:
-        super().__init__()
-        self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
-        self.same = padding.upper() == "SAME"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s = self.kernel_size, self.stride
@@ -290,10 +284,6 @@ class AvgPool2dSame(nn.Module):
         cols = _window_counts(w, k[1], s[1], left, summed.shape[-1])
         count = torch.tensor(rows, dtype=x.dtype)[:, None] * torch.tensor(cols, dtype=x.dtype)
         return summed / count
-
-    def extra_repr(self) -> str:
-        mode = "SAME" if self.same else "VALID"
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={mode}"
 
 
 class BatchNorm2d(nn.BatchNorm2d):
@@ -454,9 +444,9 @@ class FixedWindowAvgPool(nn.Module):
     """slim's fixed-window average pool before the logits: ``avg_pool2d(net, kernel, stride,
     'VALID')``, meant to pool the map of the default input size to 1x1.
 
-    With ``shrink=True`` (Inception v2/v3) the window is clipped to a smaller map, as slim's
-    ``_reduced_kernel_size_for_small_input`` does; without (Inception v1) a map smaller than the
-    window is an error, as it is in slim.
+    With ``shrink=True`` (Inception v2/v3, MobileNet v1) the window is clipped to a smaller map,
+    as slim's ``_reduced_kernel_size_for_small_input`` does; without (Inception v1) a map smaller
+    than the window is an error, as it is in slim.
     """
 
     def __init__(

@@ -29,12 +29,11 @@ from collections import OrderedDict
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ._base import SlimNet
 from ._registry import register_model
-from .layers import Conv2dSame, ConvBnAct, GlobalAvgPool, SpatialSqueeze
+from .layers import Conv2dSame, ConvBnAct, FixedWindowAvgPool, GlobalAvgPool, SpatialSqueeze
 
 __all__ = ["MobileNetV1", "mobilenet_v1"]
 
@@ -62,22 +61,6 @@ ConvBnRelu6 = partial(ConvBnAct, bn_eps=1e-3, bn_scale=True, act=partial(nn.ReLU
 # --------------------------------------------------------------------------- building blocks
 
 
-class ReducedAvgPool(nn.Module):
-    """slim ``avg_pool2d(net, _reduced_kernel_size_for_small_input(net, [7, 7]), stride=2,
-    padding='VALID')`` (scope ``Logits/AvgPool_1a``): the kernel shrinks to the map size."""
-
-    def __init__(self, kernel_size: int = 7, stride: int = 2) -> None:
-        super().__init__()
-        self.kernel_size, self.stride = kernel_size, stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kernel = (min(x.shape[-2], self.kernel_size), min(x.shape[-1], self.kernel_size))
-        return F.avg_pool2d(x, kernel, self.stride)
-
-    def extra_repr(self) -> str:
-        return f"kernel_size<={self.kernel_size}, stride={self.stride}, padding=VALID"
-
-
 class Logits(nn.Module):
     """slim's classifier head (scope ``Logits``): pool, ``Dropout_1b``, ``Conv2d_1c_1x1`` (a 1x1
     conv with bias, no batch norm, no activation), then ``SpatialSqueeze``."""
@@ -86,7 +69,9 @@ class Logits(nn.Module):
         self, in_channels: int, num_classes: int, global_pool: bool, drop_rate: float
     ) -> None:
         super().__init__()
-        self.pool = GlobalAvgPool() if global_pool else ReducedAvgPool(7, 2)
+        # slim's AvgPool_1a: avg_pool2d(net, _reduced_kernel_size_for_small_input(net, [7, 7]))
+        fixed = FixedWindowAvgPool(7, 2, shrink=True)
+        self.pool = GlobalAvgPool() if global_pool else fixed
         self.Dropout_1b = nn.Dropout(drop_rate)
         self.Conv2d_1c_1x1 = classifier(in_channels, num_classes)
         self.squeeze = SpatialSqueeze()

@@ -35,7 +35,7 @@ Slim quirks reproduced here:
 
 from __future__ import annotations
 
-from ._nasnet_utils import CellNetwork, CellSpec, aux_pooled_size, calc_reduction_layers
+from ._nasnet_utils import CellNetwork, CellSpec, calc_reduction_layers
 from ._registry import register_model
 
 __all__ = ["NASNet", "nasnet_large", "nasnet_mobile"]
@@ -100,22 +100,14 @@ class NASNet(CellNetwork):
     ) -> None:
         super().__init__(
             num_classes=num_classes,
-            stem_filters=int(32 * stem_multiplier),
+            num_conv_filters=num_conv_filters,
+            stem_multiplier=stem_multiplier,
+            image_size=image_size,
             drop_rate=drop_rate,
             drop_path_keep_prob=drop_path_keep_prob,
             aux_logits=aux_logits,
         )
-        self.default_image_size = image_size
-
-        def filters(scaling: float) -> int:
-            return int(num_conv_filters * scaling)
-
-        # _imagenet_stem: two reduction cells at 1/4 and 1/2 of the filters
-        self.add_cell("cell_stem_0", REDUCTION_CELL, filter_size=filters(0.25), stride=2)
-        self.add_cell(
-            "cell_stem_1", REDUCTION_CELL, filter_size=filters(0.5), stride=2, end_point="Stem"
-        )
-
+        self.add_imagenet_stem(REDUCTION_CELL)  # _imagenet_stem: two reduction cells
         reduction_indices = calc_reduction_layers(num_cells, 2)
         aux_cell = reduction_indices[1] - 1
         scaling = 1.0
@@ -127,7 +119,7 @@ class NASNet(CellNetwork):
                 self.add_cell(
                     f"reduction_cell_{j}",
                     REDUCTION_CELL,
-                    filter_size=filters(scaling),
+                    filter_size=self.filters(scaling),
                     stride=2,
                     end_point=f"Reduction_Cell_{j}",
                 )
@@ -136,13 +128,13 @@ class NASNet(CellNetwork):
             self.add_cell(
                 f"cell_{i}",
                 NORMAL_CELL,
-                filter_size=filters(scaling),
+                filter_size=self.filters(scaling),
                 stride=1,
                 prev_offset=prev_offset,
                 end_point=f"Cell_{i}",
             )
             if i == aux_cell:
-                self.add_aux_head(f"cell_{i}", aux_pooled_size(image_size))
+                self.add_aux_head(f"cell_{i}")
         self.add_final_layer()
 
 

@@ -34,7 +34,7 @@ from torch import nn
 
 from ._registry import register_model
 from ._resnet_utils import BN_EPS, SlimResNet, UnitSpec, conv2d_same_padding, subsample
-from .layers import ConvBnAct, MaxPool2dSame
+from .layers import ConvBnAct
 
 __all__ = [
     "ResNetV1",
@@ -95,45 +95,19 @@ class Bottleneck(nn.Module):
 
 
 class ResNetV1(SlimResNet):
-    """ResNet V1 as in slim's ``resnet_v1()``: root block, four blocks of bottleneck units, head.
+    """ResNet V1 as in slim's ``resnet_v1()``: root block, four blocks of bottleneck units, head
+    (arguments: see :class:`~architectures._resnet_utils.SlimResNet`; 1000 classes released).
 
-    Args:
-        num_units: units per block (``(3, 4, 6, 3)`` for ResNet-50).
-        num_classes: classes of ``logits`` (the released checkpoints have 1000); 0 = no logits,
-            the model then returns the pooled features.
-        global_pool: average the ``block4`` map before ``logits``; off, a larger map gives a
-            score map (N, classes, h, w), as in slim (fully convolutional use).
-        output_stride: None (32) or 4/8/16: keep this resolution with atrous convolution.
-        tf_scope: root TF scope, e.g. ``resnet_v1_50``.
+    ``forward_features`` returns the ``block4`` map.
     """
 
     unit_name = "bottleneck_v1"
+    unit = Bottleneck
+    released_num_classes = 1000
+    default_tf_scope = "resnet_v1_50"
 
-    def __init__(
-        self,
-        *,
-        num_units: tuple[int, int, int, int],
-        num_classes: int = 1000,
-        global_pool: bool = True,
-        output_stride: int | None = None,
-        tf_scope: str = "resnet_v1_50",
-    ) -> None:
-        super().__init__(
-            tf_scope=tf_scope,
-            num_classes=num_classes,
-            global_pool=global_pool,
-            output_stride=output_stride,
-        )
-        self.conv1 = conv_bn(3, 64, 7, stride=2)
-        self.pool1 = MaxPool2dSame(3, 2, "SAME")
-        num_features = self.add_blocks(Bottleneck, num_units, in_channels=64)
-        self.add_head(num_features)
-        self.use_channels_last()
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Image (N, 3, H, W) → ``block4`` map (N, 2048, H/s, W/s), s = ``output_stride``."""
-        x = self.to_channels_last(x)
-        return self.forward_blocks(self.pool1(self.conv1(x)))
+    def root_conv(self) -> nn.Module:
+        return conv_bn(3, 64, 7, stride=2)  # conv2d_same + batch norm + ReLU
 
 
 # --------------------------------------------------------------------------- TF-name mapping
@@ -148,22 +122,22 @@ class ResNetV1(SlimResNet):
 @register_model
 def resnet_v1_50(**kwargs) -> ResNetV1:
     """ResNet-50 V1, 1000 classes."""
-    return ResNetV1(num_units=(3, 4, 6, 3), tf_scope="resnet_v1_50", **kwargs)
+    return ResNetV1.variant(50, **kwargs)
 
 
 @register_model
 def resnet_v1_101(**kwargs) -> ResNetV1:
     """ResNet-101 V1, 1000 classes."""
-    return ResNetV1(num_units=(3, 4, 23, 3), tf_scope="resnet_v1_101", **kwargs)
+    return ResNetV1.variant(101, **kwargs)
 
 
 @register_model
 def resnet_v1_152(**kwargs) -> ResNetV1:
     """ResNet-152 V1, 1000 classes."""
-    return ResNetV1(num_units=(3, 8, 36, 3), tf_scope="resnet_v1_152", **kwargs)
+    return ResNetV1.variant(152, **kwargs)
 
 
 @register_model
 def resnet_v1_200(**kwargs) -> ResNetV1:
     """ResNet-200 V1, 1000 classes (slim defines it; no checkpoint was released)."""
-    return ResNetV1(num_units=(3, 24, 36, 3), tf_scope="resnet_v1_200", **kwargs)
+    return ResNetV1.variant(200, **kwargs)

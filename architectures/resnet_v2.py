@@ -44,7 +44,7 @@ from ._resnet_utils import (
     conv2d_same_padding,
     subsample,
 )
-from .layers import Conv2dSame, ConvBnAct, MaxPool2dSame
+from .layers import Conv2dSame, ConvBnAct
 
 __all__ = [
     "ResNetV2",
@@ -111,46 +111,25 @@ class Bottleneck(nn.Module):
 
 class ResNetV2(SlimResNet):
     """ResNet V2 as in slim's ``resnet_v2()``: root conv, four blocks of pre-activation units,
-    ``postnorm``, head.
+    ``postnorm``, head (arguments: see :class:`~architectures._resnet_utils.SlimResNet`; 1001
+    classes released).
 
-    Args:
-        num_units: units per block (``(3, 4, 6, 3)`` for ResNet-50).
-        num_classes: classes of ``logits`` (the released checkpoints have 1001); 0 = no logits,
-            the model then returns the pooled features.
-        global_pool: average the final map before ``logits``; off, a larger map gives a score
-            map (N, classes, h, w), as in slim (fully convolutional use).
-        output_stride: None (32) or 4/8/16: keep this resolution with atrous convolution.
-        tf_scope: root TF scope, e.g. ``resnet_v2_50``.
+    ``forward_features`` returns the map after ``postnorm``.
     """
 
     unit_name = "bottleneck_v2"
+    unit = Bottleneck
+    released_num_classes = 1001
+    default_tf_scope = "resnet_v2_50"
 
-    def __init__(
-        self,
-        *,
-        num_units: tuple[int, int, int, int],
-        num_classes: int = 1001,
-        global_pool: bool = True,
-        output_stride: int | None = None,
-        tf_scope: str = "resnet_v2_50",
-    ) -> None:
-        super().__init__(
-            tf_scope=tf_scope,
-            num_classes=num_classes,
-            global_pool=global_pool,
-            output_stride=output_stride,
-        )
-        self.conv1 = conv_bias(3, 64, 7, stride=2)
-        self.pool1 = MaxPool2dSame(3, 2, "SAME")
-        num_features = self.add_blocks(Bottleneck, num_units, in_channels=64)
+    def root_conv(self) -> nn.Module:
+        return conv_bias(3, 64, 7, stride=2)  # no batch norm, no ReLU: the first preact does it
+
+    def add_top(self, num_features: int) -> None:
         self.postnorm = BatchNormRelu(num_features)
-        self.add_head(num_features)
-        self.use_channels_last()
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Image (N, 3, H, W) → ``postnorm`` map (N, 2048, H/s, W/s), s = ``output_stride``."""
-        x = self.to_channels_last(x)
-        return self.postnorm(self.forward_blocks(self.pool1(self.conv1(x))))
+    def top(self, x: torch.Tensor) -> torch.Tensor:
+        return self.postnorm(x)
 
 
 # --------------------------------------------------------------------------- TF-name mapping
@@ -167,22 +146,22 @@ class ResNetV2(SlimResNet):
 @register_model
 def resnet_v2_50(**kwargs) -> ResNetV2:
     """ResNet-50 V2, 1001 classes."""
-    return ResNetV2(num_units=(3, 4, 6, 3), tf_scope="resnet_v2_50", **kwargs)
+    return ResNetV2.variant(50, **kwargs)
 
 
 @register_model
 def resnet_v2_101(**kwargs) -> ResNetV2:
     """ResNet-101 V2, 1001 classes."""
-    return ResNetV2(num_units=(3, 4, 23, 3), tf_scope="resnet_v2_101", **kwargs)
+    return ResNetV2.variant(101, **kwargs)
 
 
 @register_model
 def resnet_v2_152(**kwargs) -> ResNetV2:
     """ResNet-152 V2, 1001 classes."""
-    return ResNetV2(num_units=(3, 8, 36, 3), tf_scope="resnet_v2_152", **kwargs)
+    return ResNetV2.variant(152, **kwargs)
 
 
 @register_model
 def resnet_v2_200(**kwargs) -> ResNetV2:
     """ResNet-200 V2, 1001 classes (slim defines it; no checkpoint was released)."""
-    return ResNetV2(num_units=(3, 24, 36, 3), tf_scope="resnet_v2_200", **kwargs)
+    return ResNetV2.variant(200, **kwargs)
