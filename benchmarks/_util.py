@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["machine_info", "markdown_table", "measure", "run_isolated"]
+__all__ = ["machine_info", "markdown_table", "measure", "random_model", "run_isolated"]
 
 
 def measure(fn: Callable[[], Any], *, repeat: int = 5, warmup: int = 1) -> float:
@@ -96,3 +96,20 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def random_model(name: str, *, fuse_bn: bool = False) -> Any:
+    """``zoo.load(name)`` with seeded random weights and randomised batch-norm statistics (so
+    every layer, and a fused batch norm, changes the logits), in eval mode."""
+    import torch
+
+    import zoo
+
+    torch.manual_seed(0)
+    model = zoo.load(name)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.running_mean.normal_(0, 0.1)
+                module.running_var.uniform_(0.5, 2.0)
+    return zoo.fuse_bn(model) if fuse_bn else model.eval()

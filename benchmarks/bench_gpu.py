@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from benchmarks._util import machine_info, markdown_table
+from benchmarks._util import machine_info, markdown_table, random_model
 
 __all__ = ["run"]
 
@@ -35,19 +35,6 @@ def _input_size(name: str) -> int:
         return zoo.model_info(name).input_size[-1]
     except Exception:  # no registry facts: slim's default sizes
         return 331 if "large" in name else 224
-
-
-def _randomised(name: str) -> torch.nn.Module:
-    import zoo
-
-    torch.manual_seed(0)
-    model = zoo.load(name)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                module.running_mean.normal_(0, 0.1)
-                module.running_var.uniform_(0.5, 2.0)
-    return model.eval()
 
 
 def _synchronize(device: str) -> None:
@@ -111,7 +98,7 @@ def run(quick: bool = False, device: str = "cuda") -> str:
     speed_rows, parity_rows = [], []
     for name in names:
         size = _input_size(name)
-        model = _randomised(name)
+        model = random_model(name)
         errors = _parity(model, size, device)
         within = "yes" if all(errors[k] <= TOLERANCE[k] for k in errors) else "NO"
         parity_rows.append([name, size, errors["fp32"], errors["bf16"], within])

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from benchmarks._util import machine_info, markdown_table, measure
+from benchmarks._util import machine_info, markdown_table, measure, random_model
 
 __all__ = ["run"]
 
@@ -27,19 +27,6 @@ COMPILED = ("resnet_v1_50", "mobilenet_v2")  # compile takes minutes per network
 
 def _threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
-
-
-def _model(name: str, fuse_bn: bool) -> torch.nn.Module:
-    import zoo
-
-    torch.manual_seed(0)
-    model = zoo.load(name)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                module.running_mean.normal_(0, 0.1)
-                module.running_var.uniform_(0.5, 2.0)
-    return zoo.fuse_bn(model) if fuse_bn else model
 
 
 def _size(name: str) -> int:
@@ -57,7 +44,7 @@ def run(quick: bool = False, threads: int | None = None) -> str:
     repeats = {1: 5, 8: 2, 32: 3}
     rows = []
     for name in names:
-        plain, fused = _model(name, False), _model(name, True)
+        plain, fused = random_model(name), random_model(name, fuse_bn=True)
         variants: dict[str, tuple[torch.nn.Module, bool]] = {
             "fuse_bn": (fused, False),
             "channels_last input": (plain, True),
