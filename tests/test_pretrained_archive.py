@@ -88,11 +88,11 @@ def test_duplicate_wanted_member_is_refused(tmp_path, dest):
 
 
 def test_missing_member_lists_what_the_tarball_holds(tmp_path, dest):
-    tarball = make_tarball(tmp_path / "r.tar.gz", {"other.ckpt": b"x", "eval.graph": b"g"})
+    tarball = make_tarball(tmp_path / "r.tar.gz", {"other.bin": b"x", "eval.graph": b"g"})
     with pytest.raises(zoo.ArchiveError) as info:
         extract_members(tarball.path, ["vgg_16.ckpt"], dest)
     message = str(info.value)
-    assert "vgg_16.ckpt" in message and "other.ckpt" in message and "eval.graph" in message
+    assert "vgg_16.ckpt" in message and "other.bin" in message and "eval.graph" in message
 
 
 @pytest.mark.parametrize("cut", [0.3, 0.9, 0.999])
@@ -156,3 +156,74 @@ def test_digest_sees_every_byte_of_the_tarball(tmp_path, dest, compressed):
     extract_members(tarball.path, ["vgg_16.ckpt"], dest, digest=digest)
     assert digest.hexdigest() == tarball.sha256
     assert (dest / "vgg_16.ckpt").read_bytes() == CKPT[::-1]
+
+
+# ------------------------------------------------ releases whose checkpoint has another file name
+
+V2_WANTED = ["model.ckpt.index", "model.ckpt.data-00000-of-00001"]
+
+
+def test_the_one_checkpoint_of_another_name_is_taken_under_the_registry_names(
+    tmp_path, dest, caplog
+):
+    # e.g. mobilenet_v1_1.0_224.tgz: the checkpoint named after the release, other files beside
+    tarball = make_tarball(
+        tmp_path / "r.tgz",
+        {
+            "./mobilenet_v1_1.0_224.ckpt.index": b"index",
+            "./mobilenet_v1_1.0_224.ckpt.data-00000-of-00001": CKPT,
+            "./mobilenet_v1_1.0_224.ckpt.meta": b"meta",
+            "./mobilenet_v1_1.0_224.tflite": b"tflite",
+        },
+    )
+    found = extract_members(tarball.path, V2_WANTED, dest)
+    assert sorted(found) == sorted(V2_WANTED)
+    assert found["model.ckpt.data-00000-of-00001"].read_bytes() == CKPT
+    assert tree(dest) == sorted(V2_WANTED)  # nothing else left behind
+    assert "mobilenet_v1_1.0_224.ckpt.index" in caplog.text
+
+
+def test_a_v1_file_of_another_name_is_taken(tmp_path, dest):
+    tarball = make_tarball(tmp_path / "r.tar.gz", {"eval.graph": b"g", "vgg16.ckpt": CKPT})
+    found = extract_members(tarball.path, ["vgg_16.ckpt"], dest)
+    assert found["vgg_16.ckpt"].read_bytes() == CKPT and tree(dest) == ["vgg_16.ckpt"]
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        {
+            "a.ckpt.index": b"i",
+            "a.ckpt.data-00000-of-00001": CKPT,
+            "b.ckpt.index": b"i",
+            "b.ckpt.data-00000-of-00001": CKPT,
+        },  # two candidates: which one is meant?
+        {"a.ckpt.index": b"i"},  # a candidate without its data file
+        {
+            "a.ckpt.index": b"i",
+            "a.ckpt.data-00000-of-00002": CKPT,
+            "a.ckpt.data-00001-of-00002": CKPT,
+        },  # other shards than the registry's
+    ],
+    ids=["two", "incomplete", "other-shards"],
+)
+def test_no_unique_fitting_checkpoint_is_an_error_listing_the_archive(tmp_path, dest, members):
+    tarball = make_tarball(tmp_path / "r.tar.gz", members)
+    with pytest.raises(zoo.ArchiveError, match=r"does not hold model\.ckpt") as err:
+        extract_members(tarball.path, V2_WANTED, dest)
+    assert "a.ckpt.index" in str(err.value)
+    assert tree(dest) == []
+
+
+def test_the_registry_names_win_over_other_checkpoints(tmp_path, dest):
+    tarball = make_tarball(
+        tmp_path / "r.tar.gz",
+        {
+            "other.ckpt.index": b"other",
+            "other.ckpt.data-00000-of-00001": b"other data",
+            "model.ckpt.index": b"index",
+            "model.ckpt.data-00000-of-00001": CKPT,
+        },
+    )
+    found = extract_members(tarball.path, V2_WANTED, dest)
+    assert found["model.ckpt.index"].read_bytes() == b"index" and tree(dest) == sorted(V2_WANTED)

@@ -127,9 +127,10 @@ def cache_listing(cache):
 
 # --------------------------------------------------------------------------- real releases
 
-# vgg_16 (a 2016 V1 release, 500 MB) always; resnet_v2_50 (V1 with eval.graph/train.graph) and
-# mobilenet_v2 (V2 bundle with EMA shadows) as soon as their networks are ported.
-REAL = ["vgg_16"] + [n for n in ("resnet_v2_50", "mobilenet_v2") if n in zoo.list_models()]
+# One release per published layout: vgg_16 (a 2016 V1 file, 500 MB), resnet_v2_50 (V1 beside
+# eval.graph/train.graph), mobilenet_v1 (a .tgz V2 bundle with .tflite/.pb files beside it),
+# mobilenet_v2 (V2 with EMA shadows), nasnet_mobile and pnasnet_mobile (2017 V2 bundles).
+REAL = ["vgg_16", "resnet_v2_50", "mobilenet_v1", "mobilenet_v2", "nasnet_mobile", "pnasnet_mobile"]
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,12 @@ The whole archive is refused (:class:`~zoo.errors.ArchiveError` naming the membe
 * is one of the wanted names more than once (which copy would be meant is ambiguous),
 
 so a tampered or broken archive never writes outside the target and is never half-trusted.
+
+Release layouts vary (``model.ckpt.*`` in some bundles, ``mobilenet_v1_1.0_224.ckpt.*`` in
+others, a ``./`` prefix or a top directory): when the registry's names are not all in the
+archive but it holds exactly one checkpoint of the same kind (the same V2 file suffixes, or one
+V1 ``*.ckpt`` file), that checkpoint is taken under the registry's names, and a warning names
+the files used. Two candidate checkpoints, or none, are an error listing what the archive holds.
 A truncated or corrupt archive (bad gzip data, a CRC error, an early end) is an ``ArchiveError``
 too: the archive is read to its end, so the gzip checksum is always verified.
 
@@ -23,7 +29,10 @@ import contextlib
 import gzip
 import hashlib
 import io
+import logging
 import lzma
+import re
+import shutil
 import tarfile
 import zlib
 from collections.abc import Iterable
@@ -34,7 +43,12 @@ from .errors import ArchiveError, CacheError
 
 __all__ = ["extract_members", "normalize_member_name"]
 
+log = logging.getLogger(__name__)
+
 CHUNK = 1 << 20
+
+# A checkpoint file name: V2 '<prefix>.index' / '<prefix>.data-00000-of-00001', or V1 '<x>.ckpt'
+_CHECKPOINT_FILE = re.compile(r"^(?P<prefix>.+?)(?P<suffix>\.index|\.data-\d{5}-of-\d{5}|)$")
 
 # (magic bytes, opener) of the compressions a tarball may use; anything else is read as plain tar
 _COMPRESSIONS = (
@@ -69,6 +83,10 @@ def extract_members(
     dest = Path(dest).resolve()
     found: dict[str, Path] = {}
     listing: list[str] = []
+    wanted_kind = _checkpoint_kind(wanted)
+    # other checkpoints of the same kind, extracted aside in case the wanted names are absent
+    spare_dir = dest / ".other-checkpoints"
+    spares: dict[str, Path] = {}
     try:
         # buffered: the decompressors read 8 KiB at a time, the hashing reader sees 1 MiB reads
         raw = io.BufferedReader(_HashingReader(open(tarball, "rb"), digest), CHUNK)
@@ -82,6 +100,10 @@ def extract_members(
                 if name:
                     listing.append(name)
                 if name not in wanted:
+                    if wanted_kind and member.isfile() and _suffix(name) in wanted_kind:
+                        if name not in spares:  # (a duplicate spare is simply never used)
+                            spare_dir.mkdir(exist_ok=True)
+                            spares[name] = _write(tar, member, name, spare_dir, tarball)
                     continue
                 if name in found:
                     raise ArchiveError(
@@ -100,6 +122,9 @@ def extract_members(
             while raw.read(CHUNK):
                 pass
         missing = sorted(wanted - set(found))
+        if missing and not found:
+            found = _take_the_one_other_checkpoint(spares, wanted, dest, tarball)
+            missing = sorted(wanted - set(found))
         if missing:
             shown = ", ".join(listing[:12]) + (" ..." if len(listing) > 12 else "")
             raise ArchiveError(
@@ -109,13 +134,65 @@ def extract_members(
     except BaseException as exc:
         for path in found.values():  # a refused archive leaves nothing behind
             path.unlink(missing_ok=True)
+        _remove_tree(spare_dir)
         if isinstance(exc, _CORRUPT) and not isinstance(exc, (ArchiveError, CacheError)):
             raise ArchiveError(
                 f"{tarball} is truncated or corrupt ({type(exc).__name__}: {exc}). Delete it "
                 "and download it again (or copy it again from the source)."
             ) from None
         raise
+    _remove_tree(spare_dir)
     return found
+
+
+def _suffix(name: str) -> str | None:
+    """The checkpoint suffix of a file name ('.index', '.data-…', '' for '*.ckpt'), or None."""
+    match = _CHECKPOINT_FILE.match(name.rsplit("/", 1)[-1])
+    if match is None or (not match["suffix"] and not name.endswith(".ckpt")):
+        return None
+    return match["suffix"]
+
+
+def _checkpoint_kind(wanted: set[str]) -> frozenset[str] | None:
+    """The suffixes of the wanted names when they are one checkpoint's files, else None."""
+    suffixes = [_suffix(name) for name in wanted]
+    if not wanted or None in suffixes or len(set(suffixes)) != len(suffixes):
+        return None
+    return frozenset(suffixes)  # type: ignore[arg-type]
+
+
+def _take_the_one_other_checkpoint(
+    spares: dict[str, Path], wanted: set[str], dest: Path, tarball: Path
+) -> dict[str, Path]:
+    """``{wanted name: path}`` from the archive's one other checkpoint with the wanted file
+    suffixes (moved to the wanted names), or ``{}`` if there is not exactly one."""
+    groups: dict[str, dict[str, str]] = {}
+    for name in spares:
+        match = _CHECKPOINT_FILE.match(name)
+        assert match is not None and _suffix(name) is not None
+        groups.setdefault(match["prefix"], {})[match["suffix"]] = name
+    by_suffix = {_suffix(name): name for name in wanted}
+    fitting = [files for files in groups.values() if set(files) == set(by_suffix)]
+    if len(fitting) != 1:
+        return {}
+    taken: dict[str, Path] = {}
+    for suffix, name in fitting[0].items():
+        target = dest.joinpath(*by_suffix[suffix].split("/"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        spares[name].rename(target)
+        taken[by_suffix[suffix]] = target
+    log.warning(
+        "%s does not hold %s; using its only checkpoint, %s",
+        tarball,
+        ", ".join(sorted(wanted)),
+        ", ".join(sorted(fitting[0].values())),
+    )
+    return taken
+
+
+def _remove_tree(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
 
 
 def _decompressed(tarball: Path, raw: IO[bytes]) -> IO[bytes]:
