@@ -230,12 +230,6 @@ class SlimResNet(SlimNet):
         self.add_head(num_features)
         self.use_channels_last()
 
-    @classmethod
-    def variant(cls, depth: int, **kwargs) -> SlimResNet:
-        """slim's ``resnet_v<n>_<depth>``: the units of :data:`NUM_UNITS`, scope named so."""
-        scope = cls.default_tf_scope.rsplit("_", 1)[0]  # 'resnet_v1'
-        return cls(num_units=NUM_UNITS[depth], tf_scope=f"{scope}_{depth}", **kwargs)
-
     def root_conv(self) -> nn.Module:
         """``conv1``: slim's 7x7/2 ``conv2d_same`` of the family."""
         raise NotImplementedError

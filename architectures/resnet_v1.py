@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from ._registry import register_model
-from ._resnet_utils import BN_EPS, SlimResNet, UnitSpec, conv2d_same_padding, subsample
+from ._resnet_utils import BN_EPS, NUM_UNITS, SlimResNet, UnitSpec, conv2d_same_padding, subsample
 from .layers import ConvBnAct
 
 __all__ = [
@@ -122,22 +122,22 @@ class ResNetV1(SlimResNet):
 @register_model
 def resnet_v1_50(**kwargs) -> ResNetV1:
     """ResNet-50 V1, 1000 classes."""
-    return ResNetV1.variant(50, **kwargs)
+    return ResNetV1(num_units=NUM_UNITS[50], tf_scope="resnet_v1_50", **kwargs)
 
 
 @register_model
 def resnet_v1_101(**kwargs) -> ResNetV1:
     """ResNet-101 V1, 1000 classes."""
-    return ResNetV1.variant(101, **kwargs)
+    return ResNetV1(num_units=NUM_UNITS[101], tf_scope="resnet_v1_101", **kwargs)
 
 
 @register_model
 def resnet_v1_152(**kwargs) -> ResNetV1:
     """ResNet-152 V1, 1000 classes."""
-    return ResNetV1.variant(152, **kwargs)
+    return ResNetV1(num_units=NUM_UNITS[152], tf_scope="resnet_v1_152", **kwargs)
 
 
 @register_model
 def resnet_v1_200(**kwargs) -> ResNetV1:
     """ResNet-200 V1, 1000 classes (slim defines it; no checkpoint was released)."""
-    return ResNetV1.variant(200, **kwargs)
+    return ResNetV1(num_units=NUM_UNITS[200], tf_scope="resnet_v1_200", **kwargs)

@@ -38,6 +38,7 @@ from torch import nn
 from ._registry import register_model
 from ._resnet_utils import (
     BN_EPS,
+    NUM_UNITS,
     BatchNormRelu,
     SlimResNet,
     UnitSpec,
@@ -146,22 +147,22 @@ class ResNetV2(SlimResNet):
 @register_model
 def resnet_v2_50(**kwargs) -> ResNetV2:
     """ResNet-50 V2, 1001 classes."""
-    return ResNetV2.variant(50, **kwargs)
+    return ResNetV2(num_units=NUM_UNITS[50], tf_scope="resnet_v2_50", **kwargs)
 
 
 @register_model
 def resnet_v2_101(**kwargs) -> ResNetV2:
     """ResNet-101 V2, 1001 classes."""
-    return ResNetV2.variant(101, **kwargs)
+    return ResNetV2(num_units=NUM_UNITS[101], tf_scope="resnet_v2_101", **kwargs)
 
 
 @register_model
 def resnet_v2_152(**kwargs) -> ResNetV2:
     """ResNet-152 V2, 1001 classes."""
-    return ResNetV2.variant(152, **kwargs)
+    return ResNetV2(num_units=NUM_UNITS[152], tf_scope="resnet_v2_152", **kwargs)
 
 
 @register_model
 def resnet_v2_200(**kwargs) -> ResNetV2:
     """ResNet-200 V2, 1001 classes (slim defines it; no checkpoint was released)."""
-    return ResNetV2.variant(200, **kwargs)
+    return ResNetV2(num_units=NUM_UNITS[200], tf_scope="resnet_v2_200", **kwargs)
