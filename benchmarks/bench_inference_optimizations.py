@@ -39,8 +39,8 @@ def run(quick: bool = False, threads: int | None = None) -> str:
     threads = threads or _threads()
     torch.set_num_threads(threads)
     names = NETWORKS[:1] if quick else NETWORKS
-    batches = (1, 8) if quick else (1, 32)
-    rounds = 2 if quick else 4
+    batches = (1, 8) if quick else (1, 16)
+    rounds = 2 if quick else 3
     repeats = {1: 5, 8: 2, 32: 3}
     rows = []
     for name in names:
