@@ -41,7 +41,7 @@ def run(quick: bool = False, threads: int | None = None) -> str:
     names = NETWORKS[:1] if quick else NETWORKS
     batches = (1, 8) if quick else (1, 16)
     rounds = 2 if quick else 3
-    repeats = {1: 5, 8: 2, 32: 3}
+    repeats = {1: 5, 8: 2, 16: 3}
     rows = []
     for name in names:
         plain, fused = random_model(name), random_model(name, fuse_bn=True)
