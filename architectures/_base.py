@@ -66,6 +66,13 @@ class SlimNet(nn.Module):
         """``{slim end point name: module whose output it is}``."""
         raise NotImplementedError
 
+    @staticmethod
+    def to_channels_last(x: torch.Tensor) -> torch.Tensor:
+        """An image batch in channels-last memory layout (same shape and values; a no-op when it
+        already is, and for unbatched input). PyTorch's CPU convolutions (oneDNN) and pools run
+        several times faster on it than on NCHW; tensor-core GPUs prefer it too."""
+        return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
     @torch.no_grad()
     def end_points(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         """Run the network and return slim's end points (its names, NCHW tensors) in run order.
@@ -141,8 +148,8 @@ class ChainNet(SlimNet):
         The batch runs in channels-last memory format (same shape and values): PyTorch's CPU
         convolutions and, above all, its pooling are several times faster on it.
         """
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        if self.channels_last:
+            x = self.to_channels_last(x)
         for name in self.base_names:
             x = getattr(self, name)(x)
             yield name, x

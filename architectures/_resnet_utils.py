@@ -291,11 +291,6 @@ class SlimResNet(SlimNet):
         """
         self.to(memory_format=torch.channels_last)
 
-    @staticmethod
-    def to_channels_last(x: torch.Tensor) -> torch.Tensor:
-        """The image batch in channels-last memory layout (a no-op when it already is)."""
-        return x.contiguous(memory_format=torch.channels_last)
-
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Feature map → logits (N, classes), or a score map (N, classes, h, w) when
         ``global_pool`` is off and the map is larger than 1x1. ``pre_logits=True`` returns the

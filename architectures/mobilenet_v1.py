@@ -139,6 +139,7 @@ class MobileNetV1(SlimNet):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Image (N, 3, H, W) → ``Conv2d_13_pointwise`` map (N, 1024, H/32, W/32)."""
+        x = self.to_channels_last(x)  # 2-3x faster depthwise convs on CPU than NCHW
         for name in self.layer_names:
             x = getattr(self, name)(x)
         return x

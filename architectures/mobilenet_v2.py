@@ -187,7 +187,7 @@ class MobileNetV2(SlimNet):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Image (N, 3, H, W) → ``Conv_1`` map (N, 1280 * multiplier, H/32, W/32)."""
-        x = self.Conv(x)
+        x = self.Conv(self.to_channels_last(x))  # 2-3x faster depthwise convs on CPU than NCHW
         for name in self.block_names:
             x = getattr(self, name)(x)
         return self.Conv_1(x)

@@ -100,7 +100,7 @@ class VGG(SlimNet):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Image (N, 3, H, W) → ``pool5`` map (N, 512, H/32, W/32)."""
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = self.to_channels_last(x)
         for i in range(1, 6):
             x = getattr(self, f"pool{i}")(getattr(self, f"conv{i}")(x))
         return x
