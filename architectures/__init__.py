@@ -8,6 +8,7 @@ import importlib
 import pkgutil
 
 from ._fuse import fuse_bn
+from ._packed import optimize_for_inference
 from ._registry import create_model, get_constructor, list_architectures, register_model
 from ._tf import Layout, LoadReport, TFTensor, load_tf_weights, tf_mapping
 
@@ -25,6 +26,7 @@ __all__ = [
     "get_constructor",
     "list_architectures",
     "load_tf_weights",
+    "optimize_for_inference",
     "register_model",
     "tf_mapping",
 ]

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._packed import packed_activation, packed_conv, packing_applies
+
 __all__ = [
     "AvgPool2dSame",
     "BatchNorm2d",
@@ -118,14 +120,18 @@ class Conv2dSame(nn.Conv2d):
         # depthwise convs take TF's asymmetric padding into the kernel (see the module docstring)
         self.pad_kernel = groups == in_channels > 1 and d == (1, 1)
 
+    # set by architectures.optimize_for_inference; the packed weight is a cache (not state)
+    pack_for_inference = False
+    _packed_cache: tuple[torch.Tensor, tuple[int, int], torch.Tensor] | None = None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.runs_packed(x):
+            return self.forward_packed(x)
         if not self.dynamic_same:
             if self._covers_input(x):
                 return self._as_matrix_product(x)
             return super().forward(x)
-        k, s, d = self.kernel_size, self.stride, self.dilation
-        top, bottom = same_padding_amounts(x.shape[-2], k[0], s[0], d[0])
-        left, right = same_padding_amounts(x.shape[-1], k[1], s[1], d[1])
+        top, bottom, left, right = self._same_padding(x)
         weight = self.weight
         if bottom != top or right != left:
             if not self.pad_kernel:
@@ -134,7 +140,39 @@ class Conv2dSame(nn.Conv2d):
             # at the top/left of the kernel covers that pixel (after - before is 0 or 1)
             weight = F.pad(weight, (right - left, 0, bottom - top, 0))
             top, left = bottom, right
-        return F.conv2d(x, weight, self.bias, s, (top, left), d, self.groups)
+        return F.conv2d(x, weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
+
+    def _same_padding(self, x: torch.Tensor) -> tuple[int, int, int, int]:
+        k, s, d = self.kernel_size, self.stride, self.dilation
+        top, bottom = same_padding_amounts(x.shape[-2], k[0], s[0], d[0])
+        left, right = same_padding_amounts(x.shape[-1], k[1], s[1], d[1])
+        return top, bottom, left, right
+
+    def runs_packed(self, x: torch.Tensor) -> bool:
+        """Whether ``x`` takes the prepacked oneDNN path (see :mod:`architectures._packed`)."""
+        return (
+            self.pack_for_inference
+            and packing_applies(self, x)
+            and (self.dynamic_same or not self._covers_input(x))  # the GEMM path is better
+        )
+
+    def forward_packed(
+        self, x: torch.Tensor, post_op: tuple[str, list[float]] = ("none", [])
+    ) -> torch.Tensor:
+        """The conv and a fused activation on the packed weight (when :meth:`runs_packed`)."""
+        padding = self.padding
+        if self.dynamic_same:
+            top, bottom, left, right = self._same_padding(x)
+            if bottom != top or right != left:
+                x, padding = F.pad(x, (left, right, top, bottom)), (0, 0)
+            else:
+                padding = (top, left)
+        return packed_conv(self, x, padding, post_op)
+
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()  # pickling and deepcopy leave the packed cache behind
+        state.pop("_packed_cache", None)
+        return state
 
     def _covers_input(self, x: torch.Tensor) -> bool:
         """A VALID conv whose kernel is exactly the input map (VGG's fc6 at 224x224, heads that
@@ -349,6 +387,10 @@ class ConvBnAct(nn.Module):
         self.act = act() if act is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.conv.pack_for_inference and isinstance(self.bn, nn.Identity):
+            post_op = packed_activation(self.act)
+            if post_op is not None and self.conv.runs_packed(x):
+                return self.conv.forward_packed(x, post_op)  # conv + bias + activation at once
         y = batch_norm_after_conv(self.bn, self.conv(x))
         inplace_act = _INPLACE_ACTS.get(type(self.act))
         if inplace_act is None or _autograd_needs(y):

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ._base import SlimNet
+from ._packed import RELU
 from ._registry import register_model
 from .layers import Conv2dSame, GlobalAvgPool, MaxPool2dSame, SpatialSqueeze
 
@@ -37,6 +38,8 @@ class ConvRelu(Conv2dSame):
     """slim ``conv2d`` with a bias and ReLU (scope ``convN/convN_i``): the conv *is* the scope."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.runs_packed(x):
+            return self.forward_packed(x, RELU)  # one oneDNN call (optimize_for_inference)
         return torch.relu_(super().forward(x))  # the conv output is a new tensor: ReLU in place
 
 

@@ -67,15 +67,28 @@ def _input(batch: int, size: int):
     return np.random.default_rng(1).uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
 
 
-def time_ours(arch: str, weights: str, batch: int, size: int, threads: int, repeat: int) -> dict:
-    """(child process) slimzoo's network with ``weights``: median seconds and logits."""
+def time_ours(
+    arch: str,
+    weights: str,
+    batch: int,
+    size: int,
+    threads: int,
+    repeat: int,
+    optimized: bool = False,
+) -> dict:
+    """(child process) slimzoo's network with ``weights``: median seconds and logits.
+
+    ``optimized``: in a process that called ``zoo.tune_cpu_allocator()``, the model after
+    ``zoo.optimize_for_inference`` (the fastest CPU configuration the README describes)."""
     import numpy as np
     import torch
 
     import zoo
 
+    if optimized:
+        assert zoo.tune_cpu_allocator()
     torch.set_num_threads(threads)
-    model = zoo.load(arch, checkpoint=dict(np.load(weights)))
+    model = zoo.load(arch, checkpoint=dict(np.load(weights)), optimize_for_inference=optimized)
     x = torch.from_numpy(_input(batch, size)).permute(0, 3, 1, 2).contiguous()
     with torch.inference_mode():
         seconds = measure(lambda: model(x), repeat=repeat)
@@ -144,19 +157,25 @@ def _measure_row(arch: str, weights: str, batch: int, threads: int, repeat: int)
 
     size, timm_name = NETWORKS[arch]
     ours = _child("time_ours", arch, weights, batch, size, threads, repeat)
-    row = [arch, f"{size}x{size}", batch, threads, 1000 * ours["seconds"]]
+    fast = _child("time_ours", arch, weights, batch, size, threads, repeat, True)
+    row = [arch, f"{size}x{size}", batch, threads, 1000 * ours["seconds"], 1000 * fast["seconds"]]
     diff = None
     if arch in TF_SLIM_NETS:
         tf = _child("time_tf", arch, weights, batch, size, threads, repeat)
-        diff = float(np.abs(np.array(ours["logits"]) - np.array(tf["logits"])).max())
+        diff = max(
+            float(np.abs(np.array(r["logits"]) - np.array(tf["logits"])).max())
+            for r in (ours, fast)
+        )
         row += [1000 * tf["seconds"], ours["seconds"] / tf["seconds"]]
+        row += [fast["seconds"] / tf["seconds"]]
     else:
-        row += ["n/a", "n/a"]
+        row += ["n/a", "n/a", "n/a"]
     if timm_name and _timm_available():
         timm = _child("time_timm", timm_name, batch, size, threads, repeat)
         row += [1000 * timm["seconds"], ours["seconds"] / timm["seconds"]]
+        row += [fast["seconds"] / timm["seconds"]]
     else:
-        row += ["n/a", "n/a"]
+        row += ["n/a", "n/a", "n/a"]
     return row, diff
 
 
@@ -184,8 +203,9 @@ def run(quick: bool = False) -> str:
                     if diff is not None:
                         max_diff[arch] = max(max_diff.get(arch, 0.0), diff)
 
-    header = ["network", "input", "batch", "threads", "slimzoo ms", "TF-slim ms", "slimzoo / TF"]
-    table = markdown_table([*header, "timm ms", "slimzoo / timm"], rows)
+    header = ["network", "input", "batch", "threads", "slimzoo ms", "optimized ms"]
+    header += ["TF-slim ms", "slimzoo / TF", "optimized / TF"]
+    table = markdown_table([*header, "timm ms", "slimzoo / timm", "optimized / timm"], rows)
     info = machine_info()
     checks = ", ".join(f"{a} {d:.1e}" for a, d in max_diff.items()) or "none"
     return "\n".join(
@@ -197,8 +217,11 @@ def run(quick: bool = False) -> str:
             "the same network from pip's tf_slim with the same weights, in a TF1 session "
             "(intra-op threads as listed, inter-op 1, oneDNN on); timm: its model of the same "
             "name with random weights, NCHW input as given (no timm model for v1/v2; tf_slim "
-            "has no v4 or Inception-ResNet v2). Ratios below 1 mean slimzoo is faster. Largest "
-            f"|logits difference| slimzoo vs TF on the benchmark input: {checks}.",
+            "has no v4 or Inception-ResNet v2). slimzoo: `zoo.load(name)` as it comes; optimized: "
+            "`zoo.load(name, optimize_for_inference=True)` (batch norms folded, convs on packed "
+            "oneDNN weights with the bias and ReLU fused) in a process that called "
+            "`zoo.tune_cpu_allocator()`. Ratios below 1 mean slimzoo is faster. Largest "
+            f"|logits difference| slimzoo (either) vs TF on the benchmark input: {checks}.",
             "",
             table,
             "",

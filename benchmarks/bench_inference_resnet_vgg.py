@@ -38,7 +38,7 @@ model = create_model({arch!r}).eval()
 def images(batch):
     return np.random.default_rng(0).uniform(-1, 1, (batch, 224, 224, 3)).astype(np.float32)
 
-result = {{"ms": {{}}, "fused_ms": {{}}}}
+result = {{"ms": {{}}, "optimized_ms": {{}}}}
 """
 
 _TORCH = """
@@ -47,12 +47,23 @@ with torch.inference_mode():
         x = torch.from_numpy(images(batch)).permute(0, 3, 1, 2).contiguous()
         result["ms"][batch] = 1000 * measure(lambda: model(x), repeat={repeat}, warmup=2)
         result["logits"] = model(x)[0].reshape(-1).tolist()
-from architectures import fuse_bn  # zoo.load(name, fuse_bn=True): BN folded into the convs
-fuse_bn(model)
+"""
+
+# zoo.load(name, optimize_for_inference=True): BN folded, convs on packed oneDNN weights
+_TORCH_OPTIMIZED = """
+from architectures import optimize_for_inference
+optimize_for_inference(model)
 with torch.inference_mode():
     for batch in {batches}:
         x = torch.from_numpy(images(batch)).permute(0, 3, 1, 2).contiguous()
-        result["fused_ms"][batch] = 1000 * measure(lambda: model(x), repeat={repeat}, warmup=2)
+        result["optimized_ms"][batch] = 1000 * measure(lambda: model(x), repeat={repeat}, warmup=2)
+        result["optimized_logits"] = model(x)[0].reshape(-1).tolist()
+"""
+
+# zoo.tune_cpu_allocator() first, in its own process (the switch is process-wide)
+_TUNED_ALLOCATOR = """
+import zoo
+assert zoo.tune_cpu_allocator()
 """
 
 _TENSORFLOW = """
@@ -88,9 +99,15 @@ result["onednn"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
 """
 
 
+_CHILDREN = {
+    "torch": _SETUP + _TORCH + _TORCH_OPTIMIZED,
+    "torch, tuned allocator": _TUNED_ALLOCATOR + _SETUP + _TORCH_OPTIMIZED,
+    "tensorflow": _SETUP + _TENSORFLOW,
+}
+
+
 def _child(framework: str, arch: str, batches: tuple[int, ...], threads: int, repeat: int):
-    body = _TORCH if framework == "torch" else _TENSORFLOW
-    code = (_SETUP + body).format(arch=arch, batches=batches, threads=threads, repeat=repeat)
+    code = _CHILDREN[framework].format(arch=arch, batches=batches, threads=threads, repeat=repeat)
     # TF's own default is oneDNN on; zoo._tensorflow switches it off for bit-stable tests.
     env = {"TF_ENABLE_ONEDNN_OPTS": "1"}
     return run_isolated(code, env=env)
@@ -104,25 +121,35 @@ def run(quick: bool = False, threads: int | None = None) -> str:
     rounds = 1 if quick else 2  # alternate the frameworks: drifting machine load hits both
     rows = []
     for arch in archs:
-        ours, tf = [], []
+        ours, tuned, tf = [], [], []
         for _ in range(rounds):
             ours.append(_child("torch", arch, batches, threads, repeat))
+            tuned.append(_child("torch, tuned allocator", arch, batches, threads, repeat))
             tf.append(_child("tensorflow", arch, batches, threads, repeat))
-        diff = max(abs(a - b) for a, b in zip(ours[0]["logits"], tf[0]["logits"]))
+        diff = max(
+            abs(t - o)
+            for r in (ours[0]["logits"], ours[0]["optimized_logits"], tuned[0]["optimized_logits"])
+            for t, o in zip(tf[0]["logits"], r)
+        )
         for batch in batches:
-            a = min(r["ms"][str(batch)] for r in ours)
-            fused = min(r["fused_ms"][str(batch)] for r in ours)
             b = min(r["ms"][str(batch)] for r in tf)
-            rows.append((arch, batch, a, b, a / b, fused, fused / b, f"{diff:.1e}"))
+            a = min(r["ms"][str(batch)] for r in ours)
+            opt = min(r["optimized_ms"][str(batch)] for r in ours)
+            opt_tuned = min(r["optimized_ms"][str(batch)] for r in tuned)
+            rows.append(
+                (arch, batch, b, a, a / b, opt, opt / b, opt_tuned, opt_tuned / b, f"{diff:.1e}")
+            )
     info = machine_info()
     header = (
         "network",
         "batch",
-        "ours ms/batch",
-        "TF ms/batch",
+        "TF ms",
+        "ours ms",
         "ours / TF",
-        "ours fuse_bn ms",
-        "fuse_bn / TF",
+        "optimized ms",
+        "optimized / TF",
+        "+ tuned allocator ms",
+        "+ tuned allocator / TF",
         "max |Δ logits|",
     )
     return "\n".join(
@@ -133,9 +160,14 @@ def run(quick: bool = False, threads: int | None = None) -> str:
             "`set_num_threads`, TF intra-op threads, 1 inter-op thread); TF 2 graph mode with "
             "oneDNN (its default), torch eager with `inference_mode`. Median of "
             f"{repeat} runs after 2 warm-up runs, each framework in a fresh process, the best of "
-            f"{rounds} alternating round(s). Ratio < 1: ours is faster. TF's grappler folds batch "
-            "norm into the convolutions; `zoo.load(..., fuse_bn=True)` does the same for us "
-            "(same process, after the plain timing).",
+            f"{rounds} alternating round(s). Ratio < 1: ours is faster. ours: `zoo.load(name)` "
+            "as it comes. optimized: `zoo.optimize_for_inference(model)` (same process, after "
+            "the plain timing): batch norms folded as TF's grappler does, convs on oneDNN "
+            "weights packed once with bias and ReLU fused, as TF's oneDNN kernels run. "
+            "+ tuned allocator: the same in a process that called `zoo.tune_cpu_allocator()` "
+            "first (freed activations reused instead of returned to the OS; TF has its own "
+            "allocator). max |Δ logits|: the largest difference between TF's logits and any of "
+            "ours.",
             f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}.",
             "",
             markdown_table(header, rows),

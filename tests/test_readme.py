@@ -61,6 +61,8 @@ def test_the_readme_has_examples_of_every_surface():
         "torch.hub.load(",
         "drop_background=True",
         "fuse_bn=True",
+        "optimize_for_inference=True",
+        "zoo.tune_cpu_allocator()",
         "slimzoo-warm --dry-run",
         "slimzoo-warm --verify",
         "slimzoo predict",

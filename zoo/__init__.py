@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
-from architectures import fuse_bn
+from architectures import fuse_bn, optimize_for_inference
 
+from .allocator import tune_cpu_allocator
 from .checkpoint import open_checkpoint
 from .errors import (
     ArchiveError,
@@ -60,4 +61,6 @@ __all__ = [
     "load",
     "model_info",
     "open_checkpoint",
+    "optimize_for_inference",
+    "tune_cpu_allocator",
 ]

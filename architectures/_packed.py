@@ -1,0 +1,131 @@
+"""Inference convs on prepacked oneDNN weights, with the activation fused (CPU, float32).
+
+torch's eager ``conv2d`` on CPU hands oneDNN a plain (OIHW) weight, which oneDNN re-lays out
+into its blocked format at *every* call; for a network at batch 1 that reordering costs about
+as much as the arithmetic. TensorFlow reorders a constant filter once and keeps it, and fuses
+the bias and ReLU into the conv. :func:`optimize_for_inference` gives slimzoo's convs the same:
+the batch norms are folded into the conv weights (:func:`~architectures.fuse_bn`), then each
+conv keeps a copy of its weight in oneDNN's layout, made at the first call, and runs
+conv + bias + activation as one oneDNN primitive (``torch.ops.mkldnn._convolution_pointwise``,
+the op inductor's CPU freezing pass uses). The logits are those of the plain model up to float
+rounding.
+
+The packed weight is a cache, never state: it is not in ``state_dict``, not pickled or
+deep-copied, and it is made again when the conv's weight changes (a new tensor or an in-place
+update such as ``load_state_dict``; not a write through ``weight.data``, which bypasses the
+version counter: call :func:`optimize_for_inference` again after one). Where the fast path
+does not apply (training mode, autograd, another device or dtype, hooks on the conv), the conv
+runs its ordinary forward, so the model stays correct everywhere and only gets faster where
+it can.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from .layers import Conv2dSame
+
+__all__ = ["RELU", "optimize_for_inference", "packed_activation"]
+
+RELU: tuple[str, list[float]] = ("relu", [])
+
+# activation module → oneDNN post-op (name, scalars); modules not listed run after the conv
+_POST_OPS: dict[type[nn.Module], tuple[str, list[float]]] = {
+    nn.Identity: ("none", []),
+    nn.ReLU: RELU,
+    nn.ReLU6: ("hardtanh", [0.0, 6.0]),
+}
+
+
+def packed_activation(act: nn.Module) -> tuple[str, list[float]] | None:
+    """The oneDNN post-op equal to ``act``, or None if oneDNN cannot fuse it."""
+    return _POST_OPS.get(type(act))
+
+
+def packing_applies(conv: Conv2dSame, x: torch.Tensor) -> bool:
+    """Whether ``conv(x)`` may run on the packed weight (see the module docstring)."""
+    return (
+        conv.pack_for_inference
+        and not conv.training
+        and x.device.type == "cpu"
+        and x.dtype == conv.weight.dtype == torch.float32
+        and x.dim() == 4
+        and not (torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad))
+        and not (conv._forward_hooks or conv._forward_pre_hooks)  # hooks see the plain call
+        and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+    )
+
+
+def packed_conv(
+    conv: Conv2dSame,
+    x: torch.Tensor,
+    padding: tuple[int, int],
+    post_op: tuple[str, list[float]] = ("none", []),
+) -> torch.Tensor:
+    """``act(conv(x))`` in one oneDNN call, ``x`` already padded beyond ``padding`` if needed.
+
+    The output is channels-last (oneDNN's choice for this op, whatever the input's layout).
+    """
+    name, scalars = post_op
+    return torch.ops.mkldnn._convolution_pointwise(
+        x,
+        _packed_weight(conv, x),
+        conv.bias,
+        list(padding),
+        list(conv.stride),
+        list(conv.dilation),
+        conv.groups,
+        name,
+        scalars,
+        "",
+    )
+
+
+def _packed_weight(conv: Conv2dSame, x: torch.Tensor) -> torch.Tensor:
+    weight = conv.weight
+    # the weight object, its storage and its version counter together tell any change apart
+    # (holding the object itself means no new weight can take its place unnoticed)
+    stamp = (weight.data_ptr(), weight._version)
+    cached = conv._packed_cache
+    if cached is not None and cached[0] is weight and cached[1] == stamp:
+        return cached[2]
+    with torch.no_grad():
+        packed = torch.ops.mkldnn._reorder_convolution_weight(
+            weight.detach().contiguous(memory_format=torch.channels_last),
+            list(conv.padding),
+            list(conv.stride),
+            list(conv.dilation),
+            conv.groups,
+            list(x.shape),  # a hint for oneDNN's layout choice: any input size works with it
+        )
+    conv._packed_cache = (weight, stamp, packed)
+    return packed
+
+
+def optimize_for_inference(model: nn.Module) -> nn.Module:
+    """Make ``model`` (in place) as fast as slimzoo can run it for CPU inference; returns it.
+
+    * batch norms are folded into the convs (:func:`architectures.fuse_bn`, same caveats:
+      the parameters no longer match the TF names);
+    * the model is put in eval mode and its parameters stop requiring grad (as
+      ``torch.jit.freeze`` does), so a plain ``model(x)`` takes the fast path;
+    * every conv runs on a prepacked oneDNN weight with its bias and ReLU/ReLU6 fused (see
+      the module docstring). This keeps one extra copy of the conv weights in memory.
+
+    On other devices or dtypes the model runs as after ``fuse_bn`` alone.
+    """
+    from ._fuse import fuse_bn
+    from .layers import Conv2dSame
+
+    fuse_bn(model)
+    model.requires_grad_(False)
+    for module in model.modules():
+        if isinstance(module, Conv2dSame):
+            module.pack_for_inference = True
+            module._packed_cache = None  # packed again at the next call
+    return model

@@ -1,0 +1,170 @@
+"""``zoo.optimize_for_inference`` / ``zoo.load(..., optimize_for_inference=True)``: batch norms
+folded, every conv on a prepacked oneDNN weight with its activation fused (CPU), same logits.
+
+Also ``zoo.tune_cpu_allocator``, the process-wide allocator switch the CPU benchmarks use.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import expected, reference_input, reference_weights, runs, tolerance
+from torch import nn
+from torch.profiler import profile
+
+import architectures
+import zoo
+from architectures.layers import Conv2dSame, ConvBnAct
+
+# One network per kind of conv the fast path meets: BN + ReLU (resnet_v1), biased convs and
+# pre-activations (resnet_v2), no BN and a whole-map fc6 (vgg), TF 'SAME' on stride 2 at even
+# sizes (inception_v1/v2), VALID strides (v3/v4/IRv2), depthwise + ReLU6 (mobilenets),
+# separable convs (nasnet/pnasnet).
+NETWORKS = [
+    "resnet_v1_50",
+    "resnet_v2_50",
+    "vgg_16",
+    "inception_v1",
+    "inception_v2",
+    "inception_v3",
+    "inception_v4",
+    "inception_resnet_v2",
+    "mobilenet_v1",
+    "mobilenet_v2",
+    "nasnet_mobile",
+    "pnasnet_mobile",
+]
+
+
+def _ops(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+    with torch.inference_mode(), profile() as prof:
+        y = model(x)
+    return y, [event.name for event in prof.events()]
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_optimized_model_gives_the_reference_logits_on_packed_convs(name):
+    for run in runs(name):  # both stored input sizes
+        weights = reference_weights(name, run.gain)
+        model = zoo.load(name, checkpoint=weights, optimize_for_inference=True, **run.kwargs)
+        x = reference_input(name, run.input_hw)
+        got, ops = _ops(model, x)
+        want = expected(name)["logits" + run.suffix]
+        error = np.max(np.abs(got.numpy() - want))
+        assert error <= tolerance(want), f"{name} at {run.input_hw}: max |Δ| {error}"
+        # every conv ran as one oneDNN primitive on its packed weight, none the plain way
+        assert "mkldnn::_convolution_pointwise" in ops
+        assert "aten::convolution" not in ops, f"{name}: a conv took the plain path"
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in _conv_bn_blocks(model))
+
+
+def _conv_bn_blocks(model: nn.Module) -> list[nn.Module]:
+    return [m.bn for m in model.modules() if isinstance(m, ConvBnAct)]
+
+
+def _block() -> ConvBnAct:
+    torch.manual_seed(0)
+    block = ConvBnAct(8, 16, 3, stride=2, padding="SAME")
+    with torch.no_grad():
+        block.bn.running_mean.uniform_(-1, 1)
+        block.bn.running_var.uniform_(0.5, 2)
+        block.bn.weight.uniform_(0.5, 2)
+    return block.eval()
+
+
+def _plain_reference(block: ConvBnAct, x: torch.Tensor) -> torch.Tensor:
+    """What the optimized block must compute, from its own (folded) parameters."""
+    conv = block.conv
+    padded = torch.nn.functional.pad(x, (0, 1, 0, 1))  # TF 'SAME', 3x3/2 on an even size
+    return torch.relu(torch.nn.functional.conv2d(padded, conv.weight, conv.bias, 2))
+
+
+def test_packed_weight_is_remade_when_the_weight_changes():
+    block = zoo.optimize_for_inference(_block())
+    x = torch.randn(2, 8, 10, 10)
+    with torch.inference_mode():
+        first = block(x)
+    assert torch.allclose(first, _plain_reference(block, x), atol=1e-5)
+    # an in-place update through the parameter (as load_state_dict makes)
+    state = {k: v * 2 if k == "conv.weight" else v for k, v in block.state_dict().items()}
+    block.load_state_dict(state)
+    with torch.inference_mode():
+        second = block(x)
+    assert not torch.allclose(second, first)
+    assert torch.allclose(second, _plain_reference(block, x), atol=1e-5)
+    # a new parameter object
+    block.conv.weight = nn.Parameter(torch.randn_like(block.conv.weight), requires_grad=False)
+    with torch.inference_mode():
+        assert torch.allclose(block(x), _plain_reference(block, x), atol=1e-5)
+
+
+def test_training_autograd_and_hooks_take_the_plain_path():
+    block = zoo.optimize_for_inference(_block())
+    x = torch.randn(2, 8, 10, 10)
+    want = _plain_reference(block, x)
+    # autograd: parameters made trainable again, gradients flow through the plain conv
+    block.requires_grad_(True)
+    y = block(x)
+    y.sum().backward()
+    assert block.conv.weight.grad is not None and torch.allclose(y, want, atol=1e-5)
+    # a hook on the conv sees its call (the fast path would bypass it)
+    block.requires_grad_(False)
+    seen = []
+    block.conv.register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    with torch.inference_mode():
+        _, ops = _ops(block, x)
+    assert seen == [torch.Size([2, 16, 5, 5])] and "aten::convolution" in ops
+
+
+def test_packed_cache_is_not_state_and_copies_work():
+    model = zoo.load("mobilenet_v1", optimize_for_inference=True)
+    x = torch.randn(1, 3, 128, 128)
+    with torch.inference_mode():
+        want = model(x)  # fills the caches
+    assert model.state_dict().keys() == zoo.load("mobilenet_v1", fuse_bn=True).state_dict().keys()
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert all(m._packed_cache is None for m in clone.modules() if isinstance(m, Conv2dSame))
+        with torch.inference_mode():
+            assert torch.equal(clone(x), want)
+
+
+def test_optimize_for_inference_freezes_and_folds():
+    model = architectures.optimize_for_inference(zoo.load("inception_v1"))
+    assert not model.training
+    assert not any(p.requires_grad for p in model.parameters())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    convs = [m for m in model.modules() if isinstance(m, Conv2dSame)]
+    assert convs and all(m.pack_for_inference for m in convs)
+
+
+_FAULTS = """
+import resource, sys, torch, zoo
+tuned = zoo.tune_cpu_allocator() if sys.argv[1] == "tune" else None
+
+def faults_of_one_batch():  # a 64 MB activation allocated, written and freed
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.ones(64 * 2**20, dtype=torch.uint8)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+print(tuned, [faults_of_one_batch() for _ in range(4)][-1])
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt only")
+def test_tuned_allocator_reuses_freed_memory_without_page_faults():
+    def last_batch_faults(mode: str) -> tuple[str, int]:
+        out = subprocess.run(
+            [sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True
+        ).stdout.split()
+        return out[0], int(out[1])
+
+    untuned, tuned = last_batch_faults("plain"), last_batch_faults("tune")
+    assert untuned[0] == "None" and tuned[0] == "True"
+    assert untuned[1] > 4000  # 64 MB of 4 KiB pages faulted in again on every batch
+    assert tuned[1] < 100, tuned  # the freed block is reused as it is
