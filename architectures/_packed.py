@@ -54,11 +54,16 @@ def packing_applies(conv: Conv2dSame, x: torch.Tensor) -> bool:
         and x.device.type == "cpu"
         and x.dtype == conv.weight.dtype == torch.float32
         and x.dim() == 4
-        and not (torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad))
+        and not (torch.is_grad_enabled() and _needs_grad(x, conv))
         and not (conv._forward_hooks or conv._forward_pre_hooks)  # hooks see the plain call
         and torch.backends.mkldnn.is_available()
         and torch.backends.mkldnn.enabled
     )
+
+
+def _needs_grad(x: torch.Tensor, conv: Conv2dSame) -> bool:
+    bias = conv.bias
+    return x.requires_grad or conv.weight.requires_grad or (bias is not None and bias.requires_grad)
 
 
 def packed_conv(
@@ -89,8 +94,11 @@ def packed_conv(
 def _packed_weight(conv: Conv2dSame, x: torch.Tensor) -> torch.Tensor:
     weight = conv.weight
     # the weight object, its storage and its version counter together tell any change apart
-    # (holding the object itself means no new weight can take its place unnoticed)
-    stamp = (weight.data_ptr(), weight._version)
+    # (holding the object itself means no new weight can take its place unnoticed). oneDNN
+    # picks the weight layout for an input shape (batch size included); a weight packed for
+    # another shape still gives the right result but is re-laid out at every call, so a new
+    # input shape packs again (one copy kept: the last shape's).
+    stamp = (weight.data_ptr(), weight._version, tuple(x.shape))
     cached = conv._packed_cache
     if cached is not None and cached[0] is weight and cached[1] == stamp:
         return cached[2]
@@ -101,7 +109,7 @@ def _packed_weight(conv: Conv2dSame, x: torch.Tensor) -> torch.Tensor:
             list(conv.stride),
             list(conv.dilation),
             conv.groups,
-            list(x.shape),  # a hint for oneDNN's layout choice: any input size works with it
+            list(x.shape),
         )
     conv._packed_cache = (weight, stamp, packed)
     return packed

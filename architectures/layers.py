@@ -122,7 +122,7 @@ class Conv2dSame(nn.Conv2d):
 
     # set by architectures.optimize_for_inference; the packed weight is a cache (not state)
     pack_for_inference = False
-    _packed_cache: tuple[torch.Tensor, tuple[int, int], torch.Tensor] | None = None
+    _packed_cache: tuple[torch.Tensor, tuple[object, ...], torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.runs_packed(x):
@@ -150,11 +150,14 @@ class Conv2dSame(nn.Conv2d):
 
     def runs_packed(self, x: torch.Tensor) -> bool:
         """Whether ``x`` takes the prepacked oneDNN path (see :mod:`architectures._packed`)."""
-        return (
-            self.pack_for_inference
-            and packing_applies(self, x)
-            and (self.dynamic_same or not self._covers_input(x))  # the GEMM path is better
-        )
+        if not (self.pack_for_inference and packing_applies(self, x)):
+            return False
+        if not self.dynamic_same:
+            return not self._covers_input(x)  # the GEMM path is better
+        if self.pad_kernel:  # asymmetric: the zero-tap kernel beats padding a copy of x
+            top, bottom, left, right = self._same_padding(x)
+            return top == bottom and left == right
+        return True
 
     def forward_packed(
         self, x: torch.Tensor, post_op: tuple[str, list[float]] = ("none", [])

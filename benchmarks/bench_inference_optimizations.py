@@ -1,4 +1,5 @@
-"""What the inference options buy on CPU: ``fuse_bn=True``, channels-last input, ``torch.compile``.
+"""What the inference options buy on CPU: ``fuse_bn=True``, channels-last input,
+``optimize_for_inference``, ``torch.compile``.
 
 One network per family (random weights, batch-norm statistics randomised), its default input
 size, batch 1 and 32, ``torch.inference_mode``, eval mode, one process with a fixed thread
@@ -17,6 +18,7 @@ from collections.abc import Callable
 
 import torch
 
+import zoo
 from benchmarks._util import machine_info, markdown_table, measure, random_model
 
 __all__ = ["run"]
@@ -45,10 +47,12 @@ def run(quick: bool = False, threads: int | None = None) -> str:
     rows = []
     for name in names:
         plain, fused = random_model(name), random_model(name, fuse_bn=True)
+        optimized = zoo.optimize_for_inference(random_model(name))
         variants: dict[str, tuple[torch.nn.Module, bool]] = {
             "fuse_bn": (fused, False),
             "channels_last input": (plain, True),
             "fuse_bn + channels_last input": (fused, True),
+            "optimize_for_inference": (optimized, False),
         }
         compile_seconds = None
         if name in COMPILED and not quick:
@@ -81,7 +85,8 @@ def run(quick: bool = False, threads: int | None = None) -> str:
     header = ["network", "batch", "variant", "baseline ms", "variant ms", "ratio", "max |diff|", ""]
     return "\n".join(
         [
-            "### Inference options on CPU: fuse_bn, channels-last, torch.compile",
+            "### Inference options on CPU: fuse_bn, channels-last, optimize_for_inference, "
+            "torch.compile",
             "",
             f"Random weights with randomised batch-norm statistics, default input size, "
             f"{threads} torch threads, `torch.inference_mode`; best of {rounds} alternating rounds "
