@@ -12,8 +12,10 @@ rounding.
 
 The packed weight is a cache, never state: it is not in ``state_dict``, not pickled or
 deep-copied, and it is made again when the conv's weight changes (a new tensor or an in-place
-update such as ``load_state_dict``; not a write through ``weight.data``, which bypasses the
-version counter: call :func:`optimize_for_inference` again after one). Where the fast path
+update such as ``load_state_dict``). Two writes go unseen, because they bypass the version
+counter: one through ``weight.data``, and an in-place op on a weight created under
+``torch.inference_mode`` (such tensors have no version counter; ``load_state_dict`` is still
+seen). Call :func:`optimize_for_inference` again after either. Where the fast path
 does not apply (training mode, autograd, another device or dtype, hooks on the conv), the conv
 runs its ordinary forward, so the model stays correct everywhere and only gets faster where
 it can.
@@ -98,7 +100,10 @@ def _packed_weight(conv: Conv2dSame, x: torch.Tensor) -> torch.Tensor:
     # picks the weight layout for an input shape (batch size included); a weight packed for
     # another shape still gives the right result but is re-laid out at every call, so a new
     # input shape packs again (one copy kept: the last shape's).
-    stamp = (weight.data_ptr(), weight._version, tuple(x.shape))
+    # A tensor made under torch.inference_mode has no version counter: there the stamp relies
+    # on the object and its storage, and Conv2dSame drops the cache on load_state_dict.
+    version = None if weight.is_inference() else weight._version
+    stamp = (weight.data_ptr(), version, tuple(x.shape))
     cached = conv._packed_cache
     if cached is not None and cached[0] is weight and cached[1] == stamp:
         return cached[2]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -171,6 +172,10 @@ class Conv2dSame(nn.Conv2d):
             else:
                 padding = (top, left)
         return packed_conv(self, x, padding, post_op)
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self._packed_cache = None  # seen even where the weight has no version counter
+        super()._load_from_state_dict(*args, **kwargs)
 
     def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()  # pickling and deepcopy leave the packed cache behind

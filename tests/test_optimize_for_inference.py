@@ -116,6 +116,33 @@ def test_packed_weight_is_remade_when_the_weight_changes():
         assert torch.allclose(block(x), _plain_reference(block, x), atol=1e-5)
 
 
+def test_a_model_made_under_inference_mode_packs_and_sees_load_state_dict():
+    # Tensors created under torch.inference_mode have no version counter.
+    x = torch.randn(2, 8, 10, 10)
+    with torch.inference_mode():
+        block = zoo.optimize_for_inference(_block())
+        assert block.conv.weight.is_inference()
+        first = block(x)
+        assert block.conv._packed_cache is not None  # it ran packed
+        assert torch.allclose(first, _plain_reference(block, x), atol=1e-5)
+        state = {k: v * 2 if k == "conv.weight" else v for k, v in block.state_dict().items()}
+        block.load_state_dict(state)
+        second = block(x)
+        assert not torch.allclose(second, first)
+        assert torch.allclose(second, _plain_reference(block, x), atol=1e-5)
+        model = zoo.load("inception_v1", optimize_for_inference=True)
+        image = torch.randn(1, 3, 224, 224)
+        assert torch.allclose(model(image), _plain_model("inception_v1", model)(image), atol=1e-4)
+
+
+def _plain_model(name: str, optimized: nn.Module) -> nn.Module:
+    """A plain (unfused, unpacked) copy of ``name`` with the weights ``optimized`` came from."""
+    with torch.inference_mode(False):
+        plain = zoo.load(name, fuse_bn=True)
+        plain.load_state_dict({k: v.clone() for k, v in optimized.state_dict().items()})
+    return plain
+
+
 def test_training_autograd_and_hooks_take_the_plain_path():
     block = zoo.optimize_for_inference(_block())
     x = torch.randn(2, 8, 10, 10)
