@@ -195,17 +195,22 @@ def _measure_row(
     return row, diff
 
 
-def run(quick: bool = False) -> str:
+def run(quick: bool = False, networks: list[str] | None = None, rounds: int | None = None) -> str:
     """Measure and return the Markdown section."""
     import zoo
 
     repeat = 2 if quick else 3
-    rounds = 1 if quick else 2
+    rounds = rounds or (1 if quick else 2)
     batches = (1,) if quick else (1, 16)
     thread_counts = (1,) if quick else _thread_counts()
     archs = [a for a in NETWORKS if a in zoo.list_models()]
     if quick:  # the one network with all three implementations
         archs = [a for a in archs if a == "inception_v3"]
+    if networks:
+        unknown = sorted(set(networks) - set(NETWORKS))
+        if unknown:
+            raise SystemExit(f"unknown network(s) {unknown}; choose from {sorted(NETWORKS)}")
+        archs = [a for a in archs if a in networks]
 
     rows, max_diff = [], {}
     load_before = os.getloadavg()[0]
@@ -256,4 +261,7 @@ def run(quick: bool = False) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="v3 only, batch 1, 1 thread")
-    print(run(quick=parser.parse_args().quick))
+    parser.add_argument("--networks", nargs="+", help="only these (default: all)")
+    parser.add_argument("--rounds", type=int, help="turns per implementation (default 2)")
+    args = parser.parse_args()
+    print(run(quick=args.quick, networks=args.networks, rounds=args.rounds))
