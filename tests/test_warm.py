@@ -344,6 +344,26 @@ def test_from_dir_imports_the_tarballs_found_and_reports_the_missing(
     assert served.server.requests == []
 
 
+def test_two_processes_importing_one_dir_convert_each_model_once(served, zoo_env, tmp_path):
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    for model in MODELS:
+        shutil.copy(served.tarball.path, usb / tarball_name(model))
+    go = zoo_env.parent / "go"
+    runs = [warm_process("--json", "--from-dir", str(usb), go=str(go)) for _ in range(2)]
+    for run in runs:
+        assert run.stdout.readline().strip() == "ready", run.communicate()
+    go.touch()
+    documents = [json.loads(finish(run)) for run in runs]
+    for model in MODELS:
+        statuses = sorted(
+            r["status"] for doc in documents for r in doc["results"] if r["model"] == model
+        )
+        assert statuses == ["cached", "imported"], (model, statuses)
+        assert zoo.cache_info(model, verify=True).complete
+    assert served.server.requests == []
+
+
 def test_from_dir_refuses_a_file_that_is_not_the_release(served, zoo_env, tmp_path, capsys):
     usb = tmp_path / "usb"
     usb.mkdir()

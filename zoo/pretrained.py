@@ -167,6 +167,19 @@ def import_tarball(
     verified against the registry (size and sha256 where known; else the hash recorded by an
     earlier entry) and never modified. Never touches the network.
     """
+    return _import_tarball(path, name, cache_dir=cache_dir, use_ema=use_ema)[0]
+
+
+def _import_tarball(
+    path: PathLike,
+    name: str | None = None,
+    *,
+    cache_dir: PathLike | None = None,
+    use_ema: bool = True,
+) -> tuple[Path, bool]:
+    """:func:`import_tarball`, and whether this call converted the tarball (False: the entry
+    was already made from this very file, perhaps by another process while this one waited
+    for the lock)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no tarball at {path}")
@@ -184,13 +197,13 @@ def import_tarball(
             raise _not_the_release(path, info, f"expected {info.release.size} bytes, found {size}")
         made_from = state.sidecar.get("tarball_sha256") if state.complete else None
         if made_from and made_from == hub.sha256_of_file(path):
-            return cache.weights_path(key)  # already imported from this very file
+            return cache.weights_path(key), False  # already imported from this very file
         source = "registry" if info.release.sha256 else ("recorded" if expected else "observed")
         cache.remove_entry(key)
         cache.remove_temporaries(key)
         # hashed while it is extracted, checked before anything is converted
         _build_entry(cache, key, info, path, (None, size), source, use_ema, str(path), expected)
-    return cache.weights_path(key)
+    return cache.weights_path(key), True
 
 
 def _not_the_release(path: Path, info: ModelInfo, problem: str) -> ChecksumError:

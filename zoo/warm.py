@@ -38,7 +38,7 @@ from typing import Any
 
 from . import config
 from .errors import ZooError, close_matches
-from .pretrained import CacheInfo, cache_info, download_weights, import_tarball
+from .pretrained import CacheInfo, _import_tarball, cache_info, download_weights
 from .registry import ModelInfo, get_registry
 
 __all__ = ["Outcome", "main"]
@@ -372,10 +372,11 @@ def _importer(cache_dir: Path, use_ema: bool, tarballs: dict[str, Path]) -> Task
                 return _outcome(name, "cached", started, before)
             tarball = get_registry().models[name].release.tarball
             return _outcome(name, "missing", started, reason=f"no {tarball} in --from-dir")
-        import_tarball(file, name, cache_dir=cache_dir, use_ema=use_ema)
+        # "imported" only if this process converted it: another one may have made the entry
+        # from the same file while this one waited for the lock
+        _, converted = _import_tarball(file, name, cache_dir=cache_dir, use_ema=use_ema)
         after = cache_info(name, cache_dir=cache_dir, use_ema=use_ema)
-        unchanged = before.complete and before.metadata == after.metadata
-        return _outcome(name, "cached" if unchanged else "imported", started, after)
+        return _outcome(name, "imported" if converted else "cached", started, after)
 
     return import_one
 
