@@ -113,12 +113,23 @@ def _child(framework: str, arch: str, batches: tuple[int, ...], threads: int, re
     return run_isolated(code, env=env)
 
 
-def run(quick: bool = False, threads: int | None = None) -> str:
+def run(
+    quick: bool = False,
+    threads: int | None = None,
+    networks: list[str] | None = None,
+    rounds: int | None = None,
+) -> str:
     threads = threads or os.cpu_count() or 1
     archs = QUICK_ARCHS if quick else ALL_ARCHS
+    if networks:
+        unknown = sorted(set(networks) - set(ALL_ARCHS))
+        if unknown:
+            raise SystemExit(f"unknown network(s) {unknown}; choose from {list(ALL_ARCHS)}")
+        archs = tuple(a for a in ALL_ARCHS if a in networks)
     batches = (1,) if quick else (1, 16)
     repeat = 3
-    rounds = 1 if quick else 2  # alternate the frameworks: drifting machine load hits both
+    # alternate the frameworks: drifting machine load hits both
+    rounds = rounds or (1 if quick else 2)
     rows = []
     for arch in archs:
         ours, tuned, tf = [], [], []
@@ -179,5 +190,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="three networks, batch 1 only")
     parser.add_argument("--threads", type=int, default=None, help="default: all cores")
+    parser.add_argument("--networks", nargs="+", help="only these (default: all)")
+    parser.add_argument("--rounds", type=int, help="alternating rounds (default 2)")
     args = parser.parse_args()
-    print(run(quick=args.quick, threads=args.threads))
+    print(run(quick=args.quick, threads=args.threads, networks=args.networks, rounds=args.rounds))
