@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import string
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -211,3 +213,21 @@ def test_we_read_what_tf_writes(tmp_path_factory, tensorflow, tf, version) -> No
                 assert_identical(got, want, name)
 
     check()
+
+
+def test_torch_compile_machinery_loads_after_tensorflow(tensorflow) -> None:
+    """After ``import_tensorflow``, what loads triton (optimizers, ``torch.compile``) must not
+    crash the process: triton loaded after TensorFlow is a segmentation fault."""
+    code = (
+        "import torch\n"
+        "from zoo._tensorflow import import_tensorflow\n"
+        "import_tensorflow()\n"
+        "import torch._dynamo\n"
+        "torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)\n"
+        "print('alive')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == "alive", (
+        run.returncode,
+        run.stderr[-2000:],
+    )
