@@ -272,7 +272,10 @@ class InceptionNet(ChainNet):
 
     def reset_classifier(self, num_classes: int) -> None:
         """New (randomly initialised) classifiers for ``num_classes``: the logits and, if the
-        model has one, the auxiliary head's."""
+        model has one, the auxiliary head's (removed for ``num_classes=0``: slim builds no
+        auxiliary head without classes either)."""
+        if not num_classes:
+            self.AuxLogits, self.aux_logits = None, False
         super().reset_classifier(num_classes)
         if self.AuxLogits is not None:
             self.AuxLogits.reset(num_classes)

@@ -182,7 +182,8 @@ class InceptionResnetV2(InceptionNet):
     connected logits.
 
     Args:
-        num_classes: classes of ``Logits`` and ``AuxLogits`` (the checkpoint has 1001).
+        num_classes: classes of ``Logits`` and ``AuxLogits`` (the checkpoint has 1001); 0 drops
+            both, as slim does.
         create_aux_logits: build the auxiliary head (it is in the released checkpoint).
         aux_logits: in training mode, ``forward`` returns ``(logits, aux_logits)`` (as
             torchvision's ``inception_v3``); in eval mode it always returns the logits alone.
@@ -226,7 +227,7 @@ class InceptionResnetV2(InceptionNet):
             )
         )
         self.AuxLogits = None
-        if create_aux_logits:
+        if create_aux_logits and num_classes:  # as slim: no auxiliary head without classes
             self.AuxLogits = AuxLogits(
                 1088,
                 num_classes,

@@ -267,14 +267,6 @@ class InceptionV3(InceptionNet):
         )
         self.check_aux_logits()
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """New (randomly initialised) classifiers for ``num_classes``: the logits and, if the
-        model has one, the auxiliary head's (removed for ``num_classes=0``: slim has no
-        auxiliary head without logits either)."""
-        if not num_classes:
-            self.AuxLogits, self.aux_logits = None, False
-        super().reset_classifier(num_classes)
-
     def end_point_modules(self) -> OrderedDict[str, nn.Module]:
         points = super().end_point_modules()
         if self.num_classes:

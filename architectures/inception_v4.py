@@ -168,7 +168,8 @@ class InceptionV4(InceptionNet):
     3 Inception-C blocks, global average pool, fully connected logits.
 
     Args:
-        num_classes: classes of ``Logits`` and ``AuxLogits`` (the checkpoint has 1001).
+        num_classes: classes of ``Logits`` and ``AuxLogits`` (the checkpoint has 1001); 0 drops
+            both, as slim does.
         create_aux_logits: build the auxiliary head (it is in the released checkpoint).
         aux_logits: in training mode, ``forward`` returns ``(logits, aux_logits)`` (as
             torchvision's ``inception_v3``); in eval mode it always returns the logits alone.
@@ -208,7 +209,7 @@ class InceptionV4(InceptionNet):
         self.add_base(base)  # slim's inception_v4_base: every block is an end point
 
         self.AuxLogits = None
-        if create_aux_logits:
+        if create_aux_logits and num_classes:  # as slim: no auxiliary head without classes
             self.AuxLogits = AuxLogits(
                 1024,
                 num_classes,

@@ -51,3 +51,19 @@ def test_only_the_missing_head_may_go_unused():
     }
     with pytest.raises(MappingError, match="AuxLogits"):
         zoo.load("inception_v3", checkpoint=without_aux)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_no_classes_means_no_aux_head_as_in_slim(arch):
+    """slim builds the auxiliary head only ``if create_aux_logits and num_classes``."""
+    headless = zoo.load(arch, num_classes=0)
+    assert headless.AuxLogits is None
+    with pytest.raises(ValueError, match="num_classes > 0"):
+        zoo.load(arch, num_classes=0, aux_logits=True)
+    model = zoo.load(arch)
+    assert model.AuxLogits is not None
+    model.reset_classifier(0)
+    assert model.AuxLogits is None and not model.aux_logits
+    x = reference_input(arch, (299, 299))[:1]
+    with torch.no_grad():
+        assert headless.eval()(x).shape == (1, headless.num_features)
