@@ -13,7 +13,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["machine_info", "markdown_table", "measure", "random_model", "run_isolated"]
+__all__ = [
+    "machine_info",
+    "markdown_table",
+    "measure",
+    "only_networks",
+    "random_model",
+    "run_isolated",
+]
 
 
 def measure(fn: Callable[[], Any], *, repeat: int = 5, warmup: int = 1) -> float:
@@ -113,3 +120,12 @@ def random_model(name: str, *, fuse_bn: bool = False) -> Any:
                 module.running_mean.normal_(0, 0.1)
                 module.running_var.uniform_(0.5, 2.0)
     return zoo.fuse_bn(model) if fuse_bn else model.eval()
+
+
+def only_networks(names: Sequence[str], wanted: Sequence[str]) -> list[str]:
+    """``names`` (in their order) that are in ``wanted`` (a benchmark's ``--networks``); a
+    wanted name the benchmark does not measure stops it with the names it has."""
+    unknown = sorted(set(wanted) - set(names))
+    if unknown:
+        raise SystemExit(f"unknown network(s) {unknown}; choose from {list(names)}")
+    return [n for n in names if n in wanted]

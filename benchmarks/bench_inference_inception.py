@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks._util import machine_info, markdown_table, measure, run_isolated
+from benchmarks._util import machine_info, markdown_table, measure, only_networks, run_isolated
 
 # slimzoo name -> (input size, timm name or None)
 NETWORKS = {
@@ -207,10 +207,7 @@ def run(quick: bool = False, networks: list[str] | None = None, rounds: int | No
     if quick:  # the one network with all three implementations
         archs = [a for a in archs if a == "inception_v3"]
     if networks:
-        unknown = sorted(set(networks) - set(NETWORKS))
-        if unknown:
-            raise SystemExit(f"unknown network(s) {unknown}; choose from {sorted(NETWORKS)}")
-        archs = [a for a in archs if a in networks]
+        archs = [a for a in only_networks(list(NETWORKS), networks) if a in archs]
 
     rows, max_diff = [], {}
     load_before = os.getloadavg()[0]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from benchmarks._util import machine_info, markdown_table, run_isolated
+from benchmarks._util import machine_info, markdown_table, only_networks, run_isolated
 
 __all__ = ["run"]
 
@@ -122,10 +122,7 @@ def run(
     threads = threads or os.cpu_count() or 1
     archs = QUICK_ARCHS if quick else ALL_ARCHS
     if networks:
-        unknown = sorted(set(networks) - set(ALL_ARCHS))
-        if unknown:
-            raise SystemExit(f"unknown network(s) {unknown}; choose from {list(ALL_ARCHS)}")
-        archs = tuple(a for a in ALL_ARCHS if a in networks)
+        archs = tuple(only_networks(ALL_ARCHS, networks))
     batches = (1,) if quick else (1, 16)
     repeat = 3
     # alternate the frameworks: drifting machine load hits both
