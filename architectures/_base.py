@@ -42,9 +42,10 @@ class SlimNet(nn.Module):
         return None
 
     @property
-    def ignorable_tf_scopes(self) -> tuple[str, ...]:
-        """Checkpoint scopes this model may leave unread (a released head it was built
-        without); :func:`~architectures._tf.load_tf_weights` reports their tensors as ignored."""
+    def unbuilt_heads(self) -> tuple[str, ...]:
+        """Torch paths of released heads this model was built without (e.g. an auxiliary head
+        with ``create_aux_logits=False``). A checkpoint or state dict of the full model holds
+        their tensors: loading leaves them unread (a checkpoint's are reported as ignored)."""
         return ()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ branch containers, the auxiliary classifier and the fully connected ``Logits`` h
   adds its output in training mode when built with ``aux_logits=True`` (as torchvision's
   ``inception_v3``), ``end_points`` records ``AuxLogits`` (see :class:`~architectures._base.
   SlimNet`), and a model built without the head may load a checkpoint that has it
-  (``ignorable_tf_scopes``).
+  (``unbuilt_heads``).
 """
 
 from __future__ import annotations
@@ -245,9 +245,9 @@ class InceptionNet(ChainNet):
         return (self.classifier_name, *aux)
 
     @property
-    def ignorable_tf_scopes(self) -> tuple[str, ...]:
-        """Built without the auxiliary head, the model may load a checkpoint that has it."""
-        return (f"{self.tf_scope}/AuxLogits",) if self.AuxLogits is None else ()
+    def unbuilt_heads(self) -> tuple[str, ...]:
+        """Built without the auxiliary head, the model may load weights that have it."""
+        return ("AuxLogits",) if self.AuxLogits is None else ()
 
     def aux_head(self) -> nn.Module | None:
         return self.AuxLogits

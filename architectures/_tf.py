@@ -43,6 +43,7 @@ __all__ = [
     "load_tf_weights",
     "plan_tf_weights",
     "tf_mapping",
+    "tf_scope_of",
 ]
 
 
@@ -183,14 +184,34 @@ def tf_mapping(model: nn.Module) -> dict[str, TFTensor]:
     return mapping
 
 
+def tf_scope_of(model: nn.Module, path: str) -> str:
+    """The TF scope of the torch submodule ``path`` (``"Logits.Conv2d_1c_1x1"`` →
+    ``"InceptionV3/Logits/Conv2d_1c_1x1"``), by the same rules as :func:`tf_mapping`.
+
+    The submodule itself need not exist: a model built without classes still names the scope
+    of the classifier it would have, so that a checkpoint's classifier can be recognised.
+    """
+    scope, module = getattr(model, "tf_scope", ""), model
+    for part in path.split("."):
+        scopes: dict[str, str] = getattr(module, "tf_scopes", {}) if module is not None else {}
+        scope = _join(scope, scopes.get(part, part))
+        module = getattr(module, part, None) if isinstance(module, nn.Module) else None
+    return scope
+
+
 def checkpoint_num_classes(model: nn.Module, checkpoint: Mapping[str, np.ndarray]) -> int | None:
-    """Class count stored in ``checkpoint`` for ``model``'s classifier (None if it has none)."""
-    mapping = tf_mapping(model)
+    """Class count stored in ``checkpoint`` for ``model``'s classifier (None if it has none).
+
+    Also for a model built without classes (``num_classes=0``): the classifier's biases are
+    then looked up under the scope the classifier would have."""
     name = getattr(model, "classifier_name", None)
-    target = mapping.get(f"{name}.bias") if name else None
-    if target is None or target.name not in checkpoint:
+    if not name:
         return None
-    return int(_shape_of(checkpoint, target.name)[-1])
+    target = tf_mapping(model).get(f"{name}.bias")
+    bias = target.name if target is not None else f"{tf_scope_of(model, name)}/biases"
+    if bias not in checkpoint:
+        return None
+    return int(_shape_of(checkpoint, bias)[-1])
 
 
 def _shape_of(checkpoint: Mapping[str, np.ndarray], name: str) -> tuple[int, ...]:
@@ -246,10 +267,12 @@ def plan_tf_weights(
     skipped = [t for t in mapping if any(t == s or t.startswith(s + ".") for s in skip)]
     wanted = {t: m for t, m in mapping.items() if t not in skipped}
     skipped_tf = {mapping[t].name for t in skipped}
+    # a skipped module the model was built without (num_classes=0) has no mapping: its scope
+    skipped_scopes = tuple(f"{tf_scope_of(model, s)}/" for s in skip)
 
     names = set(checkpoint.keys())
     # scopes of released heads the model was built without (e.g. create_aux_logits=False)
-    ignorable = tuple(f"{scope}/" for scope in getattr(model, "ignorable_tf_scopes", ()))
+    ignorable = tuple(f"{tf_scope_of(model, p)}/" for p in getattr(model, "unbuilt_heads", ()))
     report = LoadReport(skipped=skipped)
     missing, mismatched, sources = [], [], {}
     for torch_name, target in wanted.items():
@@ -275,6 +298,8 @@ def plan_tf_weights(
     for name in sorted(names - used):
         base = name[: -len(EMA_SUFFIX)] if name.endswith(EMA_SUFFIX) else name
         if base in targets or name in skipped_tf or base in skipped_tf:
+            report.ignored.append(name)
+        elif name.startswith(skipped_scopes):
             report.ignored.append(name)
         elif any(p.search(name) for p in IGNORED_CHECKPOINT_PATTERNS):
             report.ignored.append(name)
@@ -312,7 +337,7 @@ def load_tf_weights(
 
     The mapping is checked both ways before anything is copied: every checkpoint tensor is used
     once (except ``global_step``, ``mean_rgb``, optimizer slots, EMA shadows and the model's
-    ``ignorable_tf_scopes``, e.g. an auxiliary head it was built without), every torch
+    ``unbuilt_heads``, e.g. an auxiliary head it was built without), every torch
     parameter and buffer is filled once, and shapes agree. A failure raises
     :class:`zoo.errors.MappingError` listing the names. ``skip`` holds torch name prefixes to leave
     untouched (e.g. the classifier when loading a backbone for another class count); their

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import reference_input, reference_weights
+from safetensors.torch import save_model
 
 import zoo
 from zoo.errors import MappingError
@@ -67,3 +68,17 @@ def test_no_classes_means_no_aux_head_as_in_slim(arch):
     x = reference_input(arch, (299, 299))[:1]
     with torch.no_grad():
         assert headless.eval()(x).shape == (1, headless.num_features)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_model_without_aux_head_loads_a_weights_file_with_it(arch, tmp_path):
+    """The same from a torch state dict of the full model (a weights file, the pretrained
+    cache): the head's tensors are left unread."""
+    full = zoo.load(arch, checkpoint=reference_weights(arch))
+    path = tmp_path / "full.safetensors"
+    save_model(full, str(path), force_contiguous=True)
+    bare = zoo.load(arch, weights=path, create_aux_logits=False)
+    assert bare.AuxLogits is None
+    x = reference_input(arch, (299, 299))[:1]
+    with torch.no_grad():
+        assert torch.equal(bare(x), full(x))

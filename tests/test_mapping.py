@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import manifest, reference_archs, reference_weights
+import torch
+from conftest import manifest, reference_archs, reference_input, reference_weights
+from safetensors.torch import save_model
 
 import zoo
 from architectures import Layout, create_model, tf_mapping
@@ -87,3 +89,46 @@ def test_unknown_model_suggests_close_names():
         zoo.load("vgg16")
     with pytest.raises(ValueError):
         zoo.load("no_such_net")
+
+
+# one network per family: the classifier is a conv (vgg, resnet, inception_v1/v3, mobilenet) or
+# fully connected (inception_resnet_v2, nasnet), with and without an auxiliary head
+HEADLESS = [
+    "vgg_16",
+    "resnet_v1_50",
+    "resnet_v2_50",
+    "inception_v1",
+    "inception_v3",
+    "inception_resnet_v2",
+    "mobilenet_v1",
+    "nasnet_mobile",
+]
+
+
+@pytest.mark.parametrize("arch", HEADLESS)
+def test_a_model_without_classes_loads_the_features_of_a_full_checkpoint(arch, tmp_path):
+    """``num_classes=0`` (a feature extractor, as in timm) takes everything but the classifiers
+    from a checkpoint or weights file that has them, and reports their tensors as ignored."""
+    weights = reference_weights(arch)
+    full = zoo.load(arch, checkpoint=weights)
+    x = reference_input(arch, (224, 224))[:1]
+    with torch.no_grad():
+        want = full.forward_head(full.forward_features(x), pre_logits=True)
+    assert want.std() > 0.01  # features that depend on the weights
+
+    headless = zoo.load(arch, checkpoint=weights, num_classes=0)
+    assert headless.num_classes == 0
+    classifiers = getattr(full, "classifier_names", (full.classifier_name,))
+    heads = {t.name for n, t in tf_mapping(full).items() if n.startswith(classifiers)}
+    assert heads and heads <= set(headless.load_report.ignored)
+    path = tmp_path / "full.safetensors"
+    save_model(full, str(path), force_contiguous=True)
+    from_file = zoo.load(arch, weights=path, num_classes=0)
+    with torch.no_grad():
+        assert torch.equal(headless(x), want)
+        assert torch.equal(from_file(x), want)
+
+    # only the classifiers may go unused: a stray tensor still does not fit
+    weights[f"{next(iter(heads)).rsplit('/', 1)[0]}_extra/weights"] = np.zeros(3, np.float32)
+    with pytest.raises(zoo.MappingError, match="_extra/weights"):
+        zoo.load(arch, checkpoint=weights, num_classes=0)

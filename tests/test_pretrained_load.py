@@ -417,6 +417,13 @@ def test_other_num_classes_needs_skip_classifier(served, tiny_release):
     for name, value in want.items():
         if not name.startswith("Logits."):
             assert torch.equal(got[name], value), name
+    # no classes (a feature extractor, as in timm) needs no flag: nothing is left random
+    features = zoo.load(_tinynet.NAME, pretrained=True, num_classes=0)
+    assert features.num_classes == 0
+    got = features.state_dict()
+    for name, value in want.items():
+        if not name.startswith("Logits."):
+            assert torch.equal(got[name], value), name
 
 
 def test_unknown_model_and_model_without_release(served):

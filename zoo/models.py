@@ -66,7 +66,9 @@ def load(
         checkpoint: a TF checkpoint path (V1 file, V2 prefix or ``.index``, or a directory with
             one checkpoint) or a ``{tf_variable_name: array}`` mapping, e.g. a fine-tuned model.
         weights: a torch weights file of this network: ``.safetensors`` (e.g. written by
-            ``slimzoo convert`` or ``safetensors.torch.save_file(model.state_dict(), ...)``), or
+            ``slimzoo convert`` or ``safetensors.torch.save_model(model, path,
+            force_contiguous=True)``: ResNet and VGG keep their kernels channels-last, which
+            ``save_file(model.state_dict(), ...)`` refuses), or
             ``.pt`` / ``.pth`` (a plain state dict, read with ``torch.load(weights_only=True)``,
             which refuses pickled code). Every tensor must fit the network as built.
         num_classes: classifier size. ``None`` takes it from the checkpoint or weights file (any
@@ -74,6 +76,7 @@ def load(
             or 1001).
         skip_classifier: with a ``num_classes`` that differs from the checkpoint's, load
             everything but the classifier (which keeps its random initialisation), for fine-tuning.
+            Implied by ``num_classes=0`` (no classifier: a feature extractor, as in timm).
         drop_background: for a 1001-class model (slim's ImageNet classifiers but vgg and
             resnet_v1), remove the background class from the classifier itself (row 0 of the
             weights and bias of the main and auxiliary classifiers): the model then outputs the
@@ -245,7 +248,7 @@ def _model_from_state(
     """The network built by ``constructor`` holding the torch state dict ``state``, whose
     classifier has ``stored_classes`` classes (kept only when that is the wanted count)."""
     wanted = stored_classes if num_classes is None else num_classes
-    if wanted != stored_classes and not skip_classifier:
+    if wanted != stored_classes and not (skip_classifier or wanted == 0):
         raise MappingError(
             f"num_classes={num_classes} but {source} have {stored_classes} classes. Leave "
             f"num_classes unset for the {stored_classes}-class classifier, or pass "
@@ -263,7 +266,8 @@ def _model_from_state(
     else:
         model, assign = constructor(num_classes=wanted, **model_kwargs), False
     heads = _classifier_scopes(model) if wanted != stored_classes else ()
-    state = {k: v for k, v in state.items() if not _under(k, heads)}
+    unbuilt = tuple(getattr(model, "unbuilt_heads", ()))  # e.g. create_aux_logits=False
+    state = {k: v for k, v in state.items() if not _under(k, heads + unbuilt)}
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if not _under(k, heads)}
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -386,10 +390,10 @@ def load_checkpoint_into(
     stored = checkpoint_num_classes(model, checkpoint)
     skip: tuple[str, ...] = ()
     if stored is not None and stored != model.num_classes:
-        if num_classes is None:
+        if num_classes is None and model.num_classes:
             model.reset_classifier(stored)  # a fine-tuned checkpoint: follow its class count
-        elif skip_classifier:
-            skip = _classifier_scopes(model)
+        elif skip_classifier or not model.num_classes:  # (a model without classifier: the
+            skip = _classifier_scopes(model)  # features of a checkpoint with one, as in timm)
         else:
             raise MappingError(
                 f"num_classes={num_classes} but the checkpoint's classifier has {stored} classes. "
