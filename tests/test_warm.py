@@ -214,6 +214,34 @@ def test_interrupted_run_exits_130_and_the_next_run_resumes(served, zoo_env):
     assert zoo.cache_info("slimzoo_tiny", verify=True).complete
 
 
+def test_a_complete_part_left_by_a_killed_download_is_reported_downloaded(served, zoo_env, capsys):
+    """A process killed after the last byte but before the rename leaves a complete ``.part``:
+    the next run verifies and uses it without a request, and says it downloaded the model (it
+    made the entry), not that the model was cached already."""
+    served.server.throttle = 0.05
+    part = zoo_env / "downloads" / f"{tarball_name('slimzoo_tiny')}.part"
+    run = warm_process("slimzoo_tiny")
+    deadline = time.monotonic() + 120
+    while not (part.exists() and part.stat().st_size > 200_000):
+        assert run.poll() is None, run.communicate()
+        assert time.monotonic() < deadline, "the download never started"
+        time.sleep(0.02)
+    run.send_signal(signal.SIGINT)
+    assert result(run)[0] == 130
+    whole = served.tarball.path.read_bytes()
+    part.write_bytes(whole)  # the rest of the body, as the killed process had received it
+    gets = served.gets("slimzoo_tiny")
+
+    code, out, _ = run_main(capsys, "--json", "slimzoo_tiny")
+    assert code == 0
+    (row,) = json.loads(out)["results"]
+    assert row["status"] == "downloaded", row
+    assert served.gets("slimzoo_tiny") == gets  # no request: the .part was complete
+    assert zoo.cache_info("slimzoo_tiny", verify=True).complete
+    code, out, _ = run_main(capsys, "--json", "slimzoo_tiny")
+    assert json.loads(out)["results"][0]["status"] == "cached"
+
+
 # --------------------------------------------------------------------------- usage
 
 

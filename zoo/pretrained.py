@@ -118,13 +118,34 @@ def download_weights(
         zoo.OfflineError, zoo.DownloadError, zoo.ArchiveError, zoo.MappingError,
         zoo.CacheError: see their documentation; every message says what to do.
     """
+    return _download_weights(
+        name,
+        cache_dir=cache_dir,
+        offline=offline,
+        progress=progress,
+        use_ema=use_ema,
+        verify=verify,
+    )[0]
+
+
+def _download_weights(
+    name: str,
+    *,
+    cache_dir: PathLike | None,
+    offline: bool | None,
+    progress: bool | hub.ProgressCallback,
+    use_ema: bool,
+    verify: bool,
+) -> tuple[Path, bool]:
+    """:func:`download_weights`, and whether this call made the entry (False: it was complete
+    already, or another process made it while this one waited for the lock)."""
     info = released_model_info(name)
     settings = config.resolve(cache_dir=cache_dir, offline=offline)
     cache = Cache(settings.cache_dir)
     key = entry_key(name, use_ema)
     state = cache.inspect(key, model=name, tarball_sha256=info.release.sha256, deep=verify)
     if state.complete:
-        return cache.weights_path(key)
+        return cache.weights_path(key), False
     if settings.offline and not cache.tarball_path(info.release.tarball).exists():
         raise _offline_error(info, cache, state)
 
@@ -132,7 +153,7 @@ def download_weights(
     with cache.lock(key, settings.lock_timeout, f"downloading and converting {name}"):
         state = cache.inspect(key, model=name, tarball_sha256=info.release.sha256, deep=verify)
         if state.complete:  # another process made it while we waited
-            return cache.weights_path(key)
+            return cache.weights_path(key), False
         recorded = _recorded_sha256(state)
         if state.status == "invalid":
             log.warning("cache entry of %s is invalid (%s): rebuilding it", name, state.problem)
@@ -150,7 +171,7 @@ def download_weights(
             finally:
                 if not settings.keep_tarballs:
                     tarball.unlink(missing_ok=True)
-    return cache.weights_path(key)
+    return cache.weights_path(key), True
 
 
 def import_tarball(

@@ -38,7 +38,7 @@ from typing import Any
 
 from . import config
 from .errors import ZooError, close_matches
-from .pretrained import CacheInfo, _import_tarball, cache_info, download_weights
+from .pretrained import CacheInfo, _download_weights, _import_tarball, cache_info
 from .registry import ModelInfo, get_registry
 
 __all__ = ["Outcome", "main"]
@@ -346,17 +346,23 @@ def _downloader(cache_dir: Path, use_ema: bool, bars: _Bars) -> Task:
         if before.complete:
             return _outcome(name, "cached", started, before)
         with bars.file(name) as progress:
-            download_weights(name, cache_dir=cache_dir, progress=progress, use_ema=use_ema)
+            _, made = _download_weights(
+                name,
+                cache_dir=cache_dir,
+                offline=None,
+                progress=progress,
+                use_ema=use_ema,
+                verify=False,
+            )
         after = cache_info(name, cache_dir=cache_dir, use_ema=use_ema)
-        # Only this process's own requests count: a .part or tarball seen in the cache before
-        # may be another process's download in progress.
         made_from = (after.metadata or {}).get("obtained_from")
-        if progress.requested:
-            status = "downloaded"
-        elif before.tarball is not None and made_from == str(before.tarball):
-            status = "converted"  # from a tarball kept in the cache (ZOO_KEEP_TARBALLS=1)
-        else:
+        if not made:
             status = "cached"  # another process made it while this one waited for its lock
+        elif progress.requested or before.tarball is None or made_from != str(before.tarball):
+            # (no request: a complete .part that a killed download left, verified and used)
+            status = "downloaded"
+        else:
+            status = "converted"  # from a tarball kept in the cache (ZOO_KEEP_TARBALLS=1)
         return _outcome(name, status, started, after)
 
     return download
