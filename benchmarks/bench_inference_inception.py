@@ -74,24 +74,36 @@ def time_ours(
     size: int,
     threads: int,
     repeat: int,
-    optimized: bool = False,
+    mode: str = "plain",
 ) -> dict:
     """(child process) slimzoo's network with ``weights``: median seconds and logits.
 
-    ``optimized``: in a process that called ``zoo.tune_cpu_allocator()``, the model after
-    ``zoo.optimize_for_inference`` (the fastest CPU configuration the README describes)."""
+    ``mode``: ``"plain"``, ``zoo.load(arch)`` as it comes; ``"optimized"``, the model after
+    ``zoo.optimize_for_inference``, and ``"compiled"``, the plain model through
+    ``torch.compile`` with inductor's freezing, both in a process
+    that called ``zoo.tune_cpu_allocator()``."""
     import numpy as np
     import torch
 
     import zoo
 
-    if optimized:
+    if mode != "plain":
         assert zoo.tune_cpu_allocator()
     torch.set_num_threads(threads)
+    optimized = mode == "optimized"
     model = zoo.load(arch, checkpoint=dict(np.load(weights)), optimize_for_inference=optimized)
+    if mode == "compiled":
+        # the README's recipe: inductor's freezing takes the weights as constants (batch norms
+        # folded, oneDNN weights packed at compile time). It must be the global switch:
+        # torch.compile(options={"freezing": True}) leaves part of it out (inception_v1 at
+        # batch 1: 35 ms against 31.5 ms, eager 38 ms).
+        import torch._inductor.config
+
+        torch._inductor.config.freezing = True
+        model = torch.compile(model, dynamic=False)  # one compilation per input shape
     x = torch.from_numpy(_input(batch, size)).permute(0, 3, 1, 2).contiguous()
     with torch.inference_mode():
-        seconds = measure(lambda: model(x), repeat=repeat)
+        seconds = measure(lambda: model(x), repeat=repeat, warmup=2)
         logits = model(x)[:1].tolist()
     return {"seconds": seconds, "logits": logits}
 
@@ -164,34 +176,30 @@ def _measure_row(
     size, timm_name = NETWORKS[arch]
     with_tf = arch in TF_SLIM_NETS
     with_timm = bool(timm_name) and _timm_available()
-    runs: dict[str, list[dict]] = {"ours": [], "fast": [], "tf": [], "timm": []}
+    runs: dict[str, list[dict]] = {"ours": [], "fast": [], "compiled": [], "tf": [], "timm": []}
     for _ in range(rounds):
-        runs["ours"].append(_child("time_ours", arch, weights, batch, size, threads, repeat))
-        runs["fast"].append(_child("time_ours", arch, weights, batch, size, threads, repeat, True))
+        for key, mode in (("ours", "plain"), ("fast", "optimized"), ("compiled", "compiled")):
+            args = (arch, weights, batch, size, threads, repeat, mode)
+            runs[key].append(_child("time_ours", *args))
         if with_tf:
             runs["tf"].append(_child("time_tf", arch, weights, batch, size, threads, repeat))
         if with_timm:
             runs["timm"].append(_child("time_timm", timm_name, batch, size, threads, repeat))
     best = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items() if v}
-    ours, fast = best["ours"], best["fast"]
-    row = [arch, f"{size}x{size}", batch, threads, 1000 * ours["seconds"], 1000 * fast["seconds"]]
+    mine = [best["ours"], best["fast"], best["compiled"]]
+    row = [arch, f"{size}x{size}", batch, threads, *(1000 * r["seconds"] for r in mine)]
     diff = None
+    for other, present in (("tf", with_tf), ("timm", with_timm)):
+        if present:
+            row += [1000 * best[other]["seconds"]]
+            row += [r["seconds"] / best[other]["seconds"] for r in mine]
+        else:
+            row += ["n/a"] * 4
     if with_tf:
-        tf = best["tf"]
         diff = max(
-            float(np.abs(np.array(r["logits"]) - np.array(tf["logits"])).max())
-            for r in (ours, fast)
+            float(np.abs(np.array(r["logits"]) - np.array(best["tf"]["logits"])).max())
+            for r in mine
         )
-        row += [1000 * tf["seconds"], ours["seconds"] / tf["seconds"]]
-        row += [fast["seconds"] / tf["seconds"]]
-    else:
-        row += ["n/a", "n/a", "n/a"]
-    if with_timm:
-        timm = best["timm"]
-        row += [1000 * timm["seconds"], ours["seconds"] / timm["seconds"]]
-        row += [fast["seconds"] / timm["seconds"]]
-    else:
-        row += ["n/a", "n/a", "n/a"]
     return row, diff
 
 
@@ -222,9 +230,10 @@ def run(quick: bool = False, networks: list[str] | None = None, rounds: int | No
                     if diff is not None:
                         max_diff[arch] = max(max_diff.get(arch, 0.0), diff)
 
-    header = ["network", "input", "batch", "threads", "slimzoo ms", "optimized ms"]
-    header += ["TF-slim ms", "slimzoo / TF", "optimized / TF"]
-    table = markdown_table([*header, "timm ms", "slimzoo / timm", "optimized / timm"], rows)
+    header = ["network", "input", "batch", "threads", "slimzoo ms", "optimized ms", "compiled ms"]
+    for other in ("TF-slim", "timm"):
+        header += [f"{other} ms", *(f"{m} / {other}" for m in ("slimzoo", "optimized", "compiled"))]
+    table = markdown_table(header, rows)
     info = machine_info()
     checks = ", ".join(f"{a} {d:.1e}" for a, d in max_diff.items()) or "none"
     return "\n".join(
@@ -240,9 +249,13 @@ def run(quick: bool = False, networks: list[str] | None = None, rounds: int | No
             "name with random weights, NCHW input as given (no timm model for v1/v2; tf_slim "
             "has no v4 or Inception-ResNet v2). slimzoo: `zoo.load(name)` as it comes; optimized: "
             "`zoo.load(name, optimize_for_inference=True)` (batch norms folded, convs on packed "
-            "oneDNN weights with the bias and ReLU fused) in a process that called "
+            "oneDNN weights with the bias and ReLU fused) and compiled: "
+            "`torch.compile(zoo.load(name), dynamic=False)` with "
+            "`torch._inductor.config.freezing = True` "
+            "(inductor with the weights frozen as constants: batch norms folded, oneDNN "
+            "weights packed at compile time), each in a process that called "
             "`zoo.tune_cpu_allocator()`. Ratios below 1 mean slimzoo is faster. Largest "
-            f"|logits difference| slimzoo (either) vs TF on the benchmark input: {checks}.",
+            f"|logits difference| slimzoo (any) vs TF on the benchmark input: {checks}.",
             "",
             table,
             "",

@@ -1,0 +1,70 @@
+"""``torch.compile`` of the ports: every family traces to one graph (no graph break, so inductor
+sees the whole network), and the inference recipe of the README (inductor's freezing) gives the
+eager model's logits.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import reference_input, reference_weights, tolerance
+
+import zoo
+
+# One network per family module (depth and width change no code path).
+FAMILIES = [
+    "resnet_v1_50",
+    "resnet_v2_50",
+    "vgg_16",
+    "inception_v1",
+    "inception_v2",
+    "inception_v3",
+    "inception_v4",
+    "inception_resnet_v2",
+    "mobilenet_v1",
+    "mobilenet_v2",
+    "nasnet_mobile",
+    "pnasnet_mobile",
+]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    """Compiled code is cached per function: each test starts from none and leaves none."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("arch", FAMILIES)
+def test_every_family_traces_to_one_graph(arch):
+    model = zoo.load(arch)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.inference_mode():
+        explained = torch._dynamo.explain(model)(x)
+    reasons = [str(b.reason) for b in explained.break_reasons]
+    assert (explained.graph_count, explained.graph_break_count, reasons) == (1, 0, [])
+    assert explained.op_count > 30  # the network itself was traced, not a stub
+
+
+def test_compiled_with_freezing_gives_the_eager_logits():
+    """The README's fastest Inception recipe: inductor folds the frozen weights (batch norms
+    into the convs, oneDNN-packed weights) and fuses the rest; the logits stay the eager ones
+    to float rounding."""
+    import torch._inductor.config
+
+    arch = "inception_v1"
+    model = zoo.load(arch, checkpoint=reference_weights(arch))
+    x = reference_input(arch, (224, 224))[:2]
+    with torch.inference_mode():
+        want = model(x)
+        with torch._inductor.config.patch(freezing=True):
+            compiled = torch.compile(model, dynamic=False)
+            got = compiled(x)
+        other = torch.flip(x, dims=(0, 3))  # another input, the same graph (same shape)
+        want_other, got_other = model(other), compiled(other)
+    assert want.std() > 0.01  # logits that depend on the weights
+    atol = tolerance(want.abs().max().item())
+    assert torch.allclose(got, want, rtol=0, atol=atol)
+    assert torch.allclose(got_other, want_other, rtol=0, atol=atol)
+    assert not torch.equal(got_other, got)  # a function of the input, not a constant
