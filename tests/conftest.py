@@ -76,6 +76,26 @@ def meta(arch: str) -> dict[str, Any]:
     return json.loads(str(expected(arch)["meta"]))
 
 
+# One network per family module, for checks where depth and width change no code path: BN +
+# ReLU (resnet_v1), biased convs and pre-activations (resnet_v2), no BN and a whole-map fc6
+# (vgg), TF 'SAME' on stride 2 at even sizes (inception_v1/v2), VALID strides (v3/v4/IRv2),
+# depthwise + ReLU6 (mobilenets), separable convs (nasnet/pnasnet).
+ONE_PER_FAMILY = (
+    "resnet_v1_50",
+    "resnet_v2_50",
+    "vgg_16",
+    "inception_v1",
+    "inception_v2",
+    "inception_v3",
+    "inception_v4",
+    "inception_resnet_v2",
+    "mobilenet_v1",
+    "mobilenet_v2",
+    "nasnet_mobile",
+    "pnasnet_mobile",
+)
+
+
 def reference_archs() -> list[str]:
     return sorted(p.stem for p in (REFERENCE / "expected").glob("*.npz"))
 

@@ -7,25 +7,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import reference_input, reference_weights, tolerance
+from conftest import ONE_PER_FAMILY, reference_input, reference_weights, tolerance
 
 import zoo
-
-# One network per family module (depth and width change no code path).
-FAMILIES = [
-    "resnet_v1_50",
-    "resnet_v2_50",
-    "vgg_16",
-    "inception_v1",
-    "inception_v2",
-    "inception_v3",
-    "inception_v4",
-    "inception_resnet_v2",
-    "mobilenet_v1",
-    "mobilenet_v2",
-    "nasnet_mobile",
-    "pnasnet_mobile",
-]
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +20,7 @@ def _fresh_dynamo():
     torch._dynamo.reset()
 
 
-@pytest.mark.parametrize("arch", FAMILIES)
+@pytest.mark.parametrize("arch", ONE_PER_FAMILY)
 def test_every_family_traces_to_one_graph(arch):
     model = zoo.load(arch)
     x = torch.randn(1, 3, 224, 224)

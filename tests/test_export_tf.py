@@ -9,22 +9,15 @@ import pytest
 import torch
 from _export import assert_bitwise_equal, first_registered, logits, perturb
 from _slim import slim_logits_from_checkpoint
-from conftest import reference_input, reference_weights, runs, tolerance
+from conftest import ONE_PER_FAMILY, reference_input, reference_weights, runs, tolerance
 
 import zoo
 
 # the tf_slim networks (pip's tf_slim has these families) that are registered here
 TF_ARCHS = [
     a
-    for a in (
-        "resnet_v1_50",
-        "resnet_v2_50",
-        "vgg_16",
-        "inception_v1",
-        "inception_v2",
-        "inception_v3",
-    )
-    if a in zoo.list_models()
+    for a in ONE_PER_FAMILY
+    if a.startswith(("resnet_", "vgg_")) or a in ("inception_v1", "inception_v2", "inception_v3")
 ]
 
 

@@ -14,7 +14,14 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import expected, reference_input, reference_weights, runs, tolerance
+from conftest import (
+    ONE_PER_FAMILY,
+    expected,
+    reference_input,
+    reference_weights,
+    runs,
+    tolerance,
+)
 from torch import nn
 from torch.profiler import profile
 
@@ -22,24 +29,7 @@ import architectures
 import zoo
 from architectures.layers import Conv2dSame, ConvBnAct
 
-# One network per kind of conv the fast path meets: BN + ReLU (resnet_v1), biased convs and
-# pre-activations (resnet_v2), no BN and a whole-map fc6 (vgg), TF 'SAME' on stride 2 at even
-# sizes (inception_v1/v2), VALID strides (v3/v4/IRv2), depthwise + ReLU6 (mobilenets),
-# separable convs (nasnet/pnasnet).
-NETWORKS = [
-    "resnet_v1_50",
-    "resnet_v2_50",
-    "vgg_16",
-    "inception_v1",
-    "inception_v2",
-    "inception_v3",
-    "inception_v4",
-    "inception_resnet_v2",
-    "mobilenet_v1",
-    "mobilenet_v2",
-    "nasnet_mobile",
-    "pnasnet_mobile",
-]
+NETWORKS = list(ONE_PER_FAMILY)  # every kind of conv the fast path meets
 
 
 def _ops(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[str]]:

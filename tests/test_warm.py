@@ -192,9 +192,9 @@ def test_two_processes_on_one_cache_download_each_model_once(served, zoo_env):
         assert zoo.cache_info(model, verify=True).complete
 
 
-def test_interrupted_run_exits_130_and_the_next_run_resumes(served, zoo_env):
-    served.server.throttle = 0.05  # 64 KiB every 50 ms: 3 MB last about 2.5 s
-    part = zoo_env / "downloads" / f"{tarball_name('slimzoo_tiny')}.part"
+def interrupt_download(part) -> tuple[int, str, str]:
+    """Start ``slimzoo-warm slimzoo_tiny``, Ctrl-C it once ``part`` holds 200 kB, and return
+    its exit status and output."""
     run = warm_process("slimzoo_tiny")
     deadline = time.monotonic() + 120
     while not (part.exists() and part.stat().st_size > 200_000):
@@ -202,7 +202,13 @@ def test_interrupted_run_exits_130_and_the_next_run_resumes(served, zoo_env):
         assert time.monotonic() < deadline, "the download never started"
         time.sleep(0.02)
     run.send_signal(signal.SIGINT)
-    code, _, err = result(run)
+    return result(run)
+
+
+def test_interrupted_run_exits_130_and_the_next_run_resumes(served, zoo_env):
+    served.server.throttle = 0.05  # 64 KiB every 50 ms: 3 MB last about 2.5 s
+    part = zoo_env / "downloads" / f"{tarball_name('slimzoo_tiny')}.part"
+    code, _, err = interrupt_download(part)
     assert code == 130 and "interrupted" in err
     kept = part.stat().st_size
     assert kept > 200_000 and not zoo.cache_info("slimzoo_tiny").complete
@@ -220,14 +226,7 @@ def test_a_complete_part_left_by_a_killed_download_is_reported_downloaded(served
     made the entry), not that the model was cached already."""
     served.server.throttle = 0.05
     part = zoo_env / "downloads" / f"{tarball_name('slimzoo_tiny')}.part"
-    run = warm_process("slimzoo_tiny")
-    deadline = time.monotonic() + 120
-    while not (part.exists() and part.stat().st_size > 200_000):
-        assert run.poll() is None, run.communicate()
-        assert time.monotonic() < deadline, "the download never started"
-        time.sleep(0.02)
-    run.send_signal(signal.SIGINT)
-    assert result(run)[0] == 130
+    assert interrupt_download(part)[0] == 130
     whole = served.tarball.path.read_bytes()
     part.write_bytes(whole)  # the rest of the body, as the killed process had received it
     gets = served.gets("slimzoo_tiny")
