@@ -56,6 +56,7 @@ def packing_applies(conv: Conv2dSame, x: torch.Tensor) -> bool:
         and x.device.type == "cpu"
         and x.dtype == conv.weight.dtype == torch.float32
         and x.dim() == 4
+        and x.shape[1] == conv.in_channels  # else the plain conv's error names the mismatch
         and not (torch.is_grad_enabled() and _needs_grad(x, conv))
         and not (conv._forward_hooks or conv._forward_pre_hooks)  # hooks see the plain call
         and torch.backends.mkldnn.is_available()
@@ -90,6 +91,55 @@ def packed_conv(
         name,
         scalars,
         "",
+    )
+
+
+def packed_conv_add_(
+    conv: Conv2dSame,
+    x: torch.Tensor,
+    padding: tuple[int, int],
+    into: torch.Tensor,
+    relu: bool,
+) -> torch.Tensor:
+    """``into += conv(x)`` (then ReLU if ``relu``) in one oneDNN call; returns ``into``.
+
+    A residual unit's sum: oneDNN accumulates the conv result into ``into`` (its "sum" post-op)
+    instead of writing a new tensor that a separate add then reads back. The caller guarantees
+    that nothing else needs ``into`` any more (:func:`can_accumulate_into` checks the rest).
+    """
+    return torch.ops.mkldnn._convolution_pointwise_.binary(
+        into,
+        x,
+        _packed_weight(conv, x),
+        conv.bias,
+        list(padding),
+        list(conv.stride),
+        list(conv.dilation),
+        conv.groups,
+        "add",
+        1.0,
+        "relu" if relu else None,  # the only activations oneDNN takes after the sum
+        [],
+        "",
+    )
+
+
+def can_accumulate_into(conv: Conv2dSame, x: torch.Tensor, into: torch.Tensor) -> bool:
+    """Whether ``conv(x)``, on the packed path, may be summed into ``into`` in place: same
+    shape as the conv's output, dtype and device, dense memory, nothing for autograd."""
+    n, _, h, w = x.shape
+    out_hw = (
+        (size + 2 * p - d * (k - 1) - 1) // s + 1
+        for size, p, d, k, s in zip(
+            (h, w), conv.padding, conv.dilation, conv.kernel_size, conv.stride
+        )
+    )
+    return (
+        into.shape == (n, conv.out_channels, *out_hw)
+        and into.dtype == x.dtype
+        and into.device == x.device
+        and (into.is_contiguous(memory_format=torch.channels_last) or into.is_contiguous())
+        and not (torch.is_grad_enabled() and into.requires_grad)
     )
 
 
@@ -128,7 +178,9 @@ def optimize_for_inference(model: nn.Module) -> nn.Module:
     * the model is put in eval mode and its parameters stop requiring grad (as
       ``torch.jit.freeze`` does), so a plain ``model(x)`` takes the fast path;
     * every conv runs on a prepacked oneDNN weight with its bias and ReLU/ReLU6 fused (see
-      the module docstring). This keeps one extra copy of the conv weights in memory.
+      the module docstring). This keeps one extra copy of the conv weights in memory;
+    * a ResNet unit's residual add (and V1's ReLU after it) happens inside its last conv
+      (:class:`~architectures._resnet_utils.ResNetBlock`).
 
     On other devices or dtypes the model runs as after ``fuse_bn`` alone.
     """

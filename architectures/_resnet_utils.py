@@ -32,6 +32,7 @@ __all__ = [
     "NUM_UNITS",
     "BatchNormRelu",
     "ConvLogits",
+    "ResNetBlock",
     "SlimResNet",
     "UnitSpec",
     "conv2d_same_padding",
@@ -150,6 +151,45 @@ def subsample(x: torch.Tensor, factor: int) -> torch.Tensor:
 # --------------------------------------------------------------------------- shared layers
 
 
+class ResNetBlock(nn.Sequential):
+    """``blockN``: its units (``unit_1``, ``unit_2``, ... each holding the bottleneck) in order.
+
+    After :func:`~architectures.optimize_for_inference`, a unit after the first may write its
+    output into its input where that input is its identity shortcut: the input is then the
+    previous unit's output, which nothing but this loop holds, and the residual sum happens
+    inside the unit's last conv (oneDNN's sum post-op) instead of in a separate pass over
+    memory (ResNet-50 at batch 16 on CPU: about 2.5% less time). The first unit's input is the
+    caller's and is never written. A hook anywhere in the block could hold an input, so any
+    hook (or autograd) keeps every unit on its ordinary path.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first, *rest = self
+        x = first(x)
+        if rest and _may_overwrite_unit_inputs(self, x):
+            for unit in rest:
+                x = unit[0](x, overwrite_input=True)  # no hooks to bypass (checked)
+            return x
+        for unit in rest:
+            x = unit(x)
+        return x
+
+
+def _may_overwrite_unit_inputs(block: nn.Module, x: torch.Tensor) -> bool:
+    """No autograd and no forward hook (on the block's modules or global) that could see an
+    intermediate tensor."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return False
+    hooks = torch.nn.modules.module
+    if any(getattr(hooks, name, None) for name in _GLOBAL_HOOKS):
+        return False
+    return not any(m._forward_hooks or m._forward_pre_hooks for m in block.modules())
+
+
+# torch's module-level registries of register_module_forward_(pre_)hook
+_GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks")
+
+
 class BatchNormRelu(BatchNorm2d):
     """slim ``batch_norm(activation_fn=relu)`` as its own scope (V2's ``preact``/``postnorm``):
     ``<scope>/gamma``, ``<scope>/beta``, ... with no ``BatchNorm`` sub-scope."""
@@ -255,7 +295,7 @@ class SlimResNet(SlimNet):
         ``unit_fn(in_channels, spec)``. Returns the channels of the last block."""
         blocks = stack_blocks_dense(resnet_blocks(num_units), self.output_stride)
         for b, units in enumerate(blocks, start=1):
-            block = nn.Sequential()
+            block = ResNetBlock()
             for u, spec in enumerate(units, start=1):
                 unit = nn.Sequential(OrderedDict([(self.unit_name, unit_fn(in_channels, spec))]))
                 block.add_module(f"unit_{u}", unit)

@@ -27,7 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._packed import packed_activation, packed_conv, packing_applies
+from ._packed import (
+    can_accumulate_into,
+    packed_activation,
+    packed_conv,
+    packed_conv_add_,
+    packing_applies,
+)
 
 __all__ = [
     "AvgPool2dSame",
@@ -172,6 +178,19 @@ class Conv2dSame(nn.Conv2d):
             else:
                 padding = (top, left)
         return packed_conv(self, x, padding, post_op)
+
+    def forward_add_(
+        self, x: torch.Tensor, into: torch.Tensor, relu: bool = False
+    ) -> torch.Tensor | None:
+        """``into += self(x)`` (then ReLU if ``relu``) as one call on the packed weight; returns
+        ``into``, or None when that path does not apply (nothing is written then).
+
+        For residual units, whose caller knows that nothing else holds ``into``: see
+        :func:`architectures._packed.packed_conv_add_`.
+        """
+        if self.dynamic_same or not self.runs_packed(x) or not can_accumulate_into(self, x, into):
+            return None
+        return packed_conv_add_(self, x, self.padding, into, relu)
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
         self._packed_cache = None  # seen even where the weight has no version counter
@@ -404,6 +423,15 @@ class ConvBnAct(nn.Module):
         if inplace_act is None or _autograd_needs(y):
             return self.act(y)
         return inplace_act(y)  # y is this block's own fresh tensor
+
+    def forward_add_(
+        self, x: torch.Tensor, into: torch.Tensor, relu: bool = False
+    ) -> torch.Tensor | None:
+        """:meth:`Conv2dSame.forward_add_` for a block without activation whose batch norm is
+        folded (:func:`~architectures.optimize_for_inference`); None where it does not apply."""
+        if not (isinstance(self.bn, nn.Identity) and isinstance(self.act, nn.Identity)):
+            return None
+        return self.conv.forward_add_(x, into, relu)
 
 
 def _autograd_needs(y: torch.Tensor) -> bool:

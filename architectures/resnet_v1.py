@@ -85,10 +85,20 @@ class Bottleneck(nn.Module):
         )
         self.conv3 = conv_bn(unit.depth_bottleneck, unit.depth, 1, relu=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = subsample(x, self.stride) if self.shortcut is None else self.shortcut(x)
-        residual = self.conv3(self.conv2(self.conv1(x)))
-        return residual.add_(shortcut).relu_()  # in place: conv3's output is a new tensor
+    def forward(self, x: torch.Tensor, overwrite_input: bool = False) -> torch.Tensor:
+        """``overwrite_input``: the caller no longer needs ``x``, so the output may take its
+        memory (see :class:`~architectures._resnet_utils.ResNetBlock`)."""
+        if self.shortcut is None:
+            shortcut = subsample(x, self.stride)  # x itself, or a strided view of it
+            owned = overwrite_input and self.stride == 1
+        else:
+            shortcut, owned = self.shortcut(x), True  # a new tensor
+        residual = self.conv2(self.conv1(x))
+        if owned:  # packed convs: conv3 + shortcut + ReLU in one call, into the shortcut
+            out = self.conv3.forward_add_(residual, shortcut, relu=True)
+            if out is not None:
+                return out
+        return self.conv3(residual).add_(shortcut).relu_()  # in place: conv3's output is new
 
 
 # --------------------------------------------------------------------------- the model

@@ -97,14 +97,21 @@ class Bottleneck(nn.Module):
         )
         self.conv3 = conv_bias(unit.depth_bottleneck, unit.depth, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        preact = self.preact(x)
+    def forward(self, x: torch.Tensor, overwrite_input: bool = False) -> torch.Tensor:
+        """``overwrite_input``: the caller no longer needs ``x``, so the output may take its
+        memory (see :class:`~architectures._resnet_utils.ResNetBlock`)."""
+        preact = self.preact(x)  # a new tensor: x stays as it was
         if self.shortcut is None:
-            shortcut = subsample(x, self.stride)
+            shortcut = subsample(x, self.stride)  # x itself, or a strided view of it
+            owned = overwrite_input and self.stride == 1
         else:
-            shortcut = self.shortcut(preact)
-        residual = self.conv3(self.conv2(self.conv1(preact)))
-        return residual.add_(shortcut)  # in place: conv3's output is a new tensor
+            shortcut, owned = self.shortcut(preact), True  # a new tensor
+        residual = self.conv2(self.conv1(preact))
+        if owned:  # packed convs: conv3 + bias + shortcut in one call, into the shortcut
+            out = self.conv3.forward_add_(residual, shortcut)
+            if out is not None:
+                return out
+        return self.conv3(residual).add_(shortcut)  # in place: conv3's output is a new tensor
 
 
 # --------------------------------------------------------------------------- the model

@@ -151,6 +151,84 @@ def test_training_autograd_and_hooks_take_the_plain_path():
     assert seen == [torch.Size([2, 16, 5, 5])] and "aten::convolution" in ops
 
 
+def _fused_residual_units(model: nn.Module) -> list[str]:
+    """Units whose sum the optimized ResNet does inside conv3: those with a projection
+    shortcut (a new tensor) and, but for a block's first, those whose shortcut is the input."""
+    fused = []
+    for block_name in model.block_names:
+        for i, (name, unit) in enumerate(getattr(model, block_name).named_children()):
+            bottleneck = unit[0]
+            if bottleneck.shortcut is not None or (i > 0 and bottleneck.stride == 1):
+                fused.append(f"{block_name}.{name}")
+    return fused
+
+
+@pytest.mark.parametrize("name", ["resnet_v1_50", "resnet_v2_50"])
+def test_resnet_units_sum_into_the_shortcut_inside_the_last_conv(name):
+    """The residual add (and V1's ReLU) runs as conv3's oneDNN sum post-op, written into the
+    shortcut; a unit's input is overwritten only inside a block, never the caller's."""
+    torch.manual_seed(0)
+    model = zoo.load(name, fuse_bn=True)  # weights as after folding; random but fixed
+    optimized = zoo.optimize_for_inference(copy.deepcopy(model))
+    x = torch.randn(2, 3, 160, 160)
+    with torch.inference_mode():
+        want = model(x)
+        got, ops = _ops(optimized, x)
+    assert torch.allclose(got, want, atol=1e-4 * max(1.0, want.abs().max().item()))
+    fused = _fused_residual_units(optimized)
+    assert 0 < len(fused) < sum(len(getattr(model, b)) for b in model.block_names)
+    assert ops.count("mkldnn::_convolution_pointwise_") == len(fused)  # the in-place form
+    assert ops.count("aten::add_") == 16 - len(fused)  # only the strided identity units
+    # the input of a block, or of a unit called on its own, is left as it was
+    with torch.inference_mode():
+        features = optimized.pool1(optimized.conv1(x))
+        kept = features.clone()
+        out = optimized.block1(features)
+        assert torch.equal(features, kept)
+        out = optimized.block2.unit_1(out)
+        unit_input = out.clone()
+        optimized.block2.unit_2(unit_input)
+        assert torch.equal(unit_input, out)
+
+
+def test_a_hook_in_a_resnet_block_keeps_every_unit_output_intact():
+    """With a hook that keeps unit outputs (no copy), no later unit may write into them."""
+    model = zoo.load("resnet_v1_50", optimize_for_inference=True)
+    kept: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for unit in model.block3:
+        unit.register_forward_hook(lambda m, args, out: kept.append((out, out.clone())))
+    with torch.inference_mode():
+        _, ops = _ops(model, torch.randn(1, 3, 224, 224))
+    assert len(kept) == len(model.block3)
+    assert all(torch.equal(out, copy) for out, copy in kept)
+    # block3's identity units then add separately (unit_1 still sums into its projection)
+    fused = _fused_residual_units(model)
+    unfused_by_hooks = [u for u in fused if u.startswith("block3.") and u != "block3.unit_1"]
+    assert unfused_by_hooks and ops.count("aten::add_") == 16 - len(fused) + len(unfused_by_hooks)
+
+    # a global hook (torch.nn.modules.module.register_module_forward_hook) counts as well
+    kept.clear()
+    model = zoo.load("resnet_v1_50", optimize_for_inference=True)
+
+    def keep_unit_outputs(module, args, out):
+        if isinstance(module, type(model.block1.unit_1[0])):
+            kept.append((out, out.clone()))
+
+    handle = torch.nn.modules.module.register_module_forward_hook(keep_unit_outputs)
+    try:
+        with torch.inference_mode():
+            model(torch.randn(1, 3, 224, 224))
+    finally:
+        handle.remove()
+    assert len(kept) == 16 and all(torch.equal(out, copy) for out, copy in kept)
+
+
+def test_wrong_channel_count_gets_the_plain_convs_error():
+    block = zoo.optimize_for_inference(_block())  # expects 8 channels
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="8 channels"):
+        block(torch.randn(1, 4, 10, 10))
+
+
 def test_packed_cache_is_not_state_and_copies_work():
     model = zoo.load("mobilenet_v1", optimize_for_inference=True)
     x = torch.randn(1, 3, 128, 128)

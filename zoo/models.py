@@ -92,8 +92,9 @@ def load(
             longer match the TF names, so do not fine-tune, save for export or load into it).
             See :func:`zoo.fuse_bn`.
         optimize_for_inference: ``fuse_bn`` plus, on CPU, convs on prepacked oneDNN weights
-            with the bias and ReLU fused (the fastest CPU inference; one extra copy of the conv
-            weights in memory; parameters stop requiring grad). See
+            with the bias and ReLU (in ResNets also the residual add) fused (the fastest CPU
+            inference; one extra copy of the conv weights in memory; parameters stop
+            requiring grad). See
             :func:`zoo.optimize_for_inference`.
         **model_kwargs: passed to the network (``global_pool``, ``output_stride``, ...).
 
