@@ -84,14 +84,18 @@ def packed_conv(
         x,
         _packed_weight(conv, x),
         conv.bias,
-        list(padding),
-        list(conv.stride),
-        list(conv.dilation),
-        conv.groups,
+        *_geometry(conv, padding),
         name,
         scalars,
         "",
     )
+
+
+def _geometry(
+    conv: Conv2dSame, padding: tuple[int, int]
+) -> tuple[list[int], list[int], list[int], int]:
+    """The conv's padding, stride, dilation and groups, as the oneDNN ops take them."""
+    return list(padding), list(conv.stride), list(conv.dilation), conv.groups
 
 
 def packed_conv_add_(
@@ -112,10 +116,7 @@ def packed_conv_add_(
         x,
         _packed_weight(conv, x),
         conv.bias,
-        list(padding),
-        list(conv.stride),
-        list(conv.dilation),
-        conv.groups,
+        *_geometry(conv, padding),
         "add",
         1.0,
         "relu" if relu else None,  # the only activations oneDNN takes after the sum

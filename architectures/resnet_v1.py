@@ -33,7 +33,14 @@ import torch
 from torch import nn
 
 from ._registry import register_model
-from ._resnet_utils import BN_EPS, NUM_UNITS, SlimResNet, UnitSpec, conv2d_same_padding, subsample
+from ._resnet_utils import (
+    BN_EPS,
+    NUM_UNITS,
+    SlimResNet,
+    UnitSpec,
+    conv2d_same_padding,
+    unit_shortcut,
+)
 from .layers import ConvBnAct
 
 __all__ = [
@@ -88,11 +95,7 @@ class Bottleneck(nn.Module):
     def forward(self, x: torch.Tensor, overwrite_input: bool = False) -> torch.Tensor:
         """``overwrite_input``: the caller no longer needs ``x``, so the output may take its
         memory (see :class:`~architectures._resnet_utils.ResNetBlock`)."""
-        if self.shortcut is None:
-            shortcut = subsample(x, self.stride)  # x itself, or a strided view of it
-            owned = overwrite_input and self.stride == 1
-        else:
-            shortcut, owned = self.shortcut(x), True  # a new tensor
+        shortcut, owned = unit_shortcut(self, x, x, overwrite_input)
         residual = self.conv2(self.conv1(x))
         if owned:  # packed convs: conv3 + shortcut + ReLU in one call, into the shortcut
             out = self.conv3.forward_add_(residual, shortcut, relu=True)

@@ -43,7 +43,7 @@ from ._resnet_utils import (
     SlimResNet,
     UnitSpec,
     conv2d_same_padding,
-    subsample,
+    unit_shortcut,
 )
 from .layers import Conv2dSame, ConvBnAct
 
@@ -101,11 +101,7 @@ class Bottleneck(nn.Module):
         """``overwrite_input``: the caller no longer needs ``x``, so the output may take its
         memory (see :class:`~architectures._resnet_utils.ResNetBlock`)."""
         preact = self.preact(x)  # a new tensor: x stays as it was
-        if self.shortcut is None:
-            shortcut = subsample(x, self.stride)  # x itself, or a strided view of it
-            owned = overwrite_input and self.stride == 1
-        else:
-            shortcut, owned = self.shortcut(preact), True  # a new tensor
+        shortcut, owned = unit_shortcut(self, x, preact, overwrite_input)
         residual = self.conv2(self.conv1(preact))
         if owned:  # packed convs: conv3 + bias + shortcut in one call, into the shortcut
             out = self.conv3.forward_add_(residual, shortcut)
