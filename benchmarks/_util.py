@@ -14,10 +14,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = [
+    "Worker",
     "machine_info",
     "markdown_table",
     "measure",
     "only_networks",
+    "paired_rounds",
     "random_model",
     "run_isolated",
 ]
@@ -62,6 +64,120 @@ def run_isolated(code: str, *, env: dict[str, str] | None = None) -> dict[str, A
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# The loop a Worker's child runs after its set-up code: it times the callables of ``benches`` on
+# request and answers on a line of its own (libraries may print to stdout too).
+_WORKER_LOOP = """
+import json as _json, sys as _sys, time as _time
+_REPLY = {reply!r}
+print(_REPLY + "null", flush=True)  # set-up done
+for _line in _sys.stdin:
+    _request = _json.loads(_line)
+    if _request is None:
+        break
+    _fn = benches[_request["key"]]
+    for _ in range(_request["warmup"]):
+        _fn()
+    _times = []
+    for _ in range(_request["repeat"]):
+        _start = _time.perf_counter()
+        _fn()
+        _times.append(_time.perf_counter() - _start)
+    print(_REPLY + _json.dumps(_times), flush=True)
+print(_REPLY + _json.dumps(result), flush=True)
+"""
+
+
+class Worker:
+    """A benchmark child process that sets up once, then times its callables on request.
+
+    ``code`` runs first in a fresh Python process and must leave ``benches`` (key → callable
+    that runs one timed pass) and ``result`` (a JSON-able dict returned by :meth:`close`).
+    Several workers can then take turns on one machine (:func:`paired_rounds`): every side is
+    set up once, yet each is measured in the same minutes as the others, so drifting machine
+    load hits all of them alike.
+    """
+
+    _REPLY = "\x00worker: "
+
+    def __init__(self, name: str, code: str, *, env: dict[str, str] | None = None) -> None:
+        import tempfile
+
+        self.name = name
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", code + _WORKER_LOOP.format(reply=self._REPLY)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self._ready = False
+
+    def _reply(self) -> Any:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            if line.startswith(self._REPLY):
+                return json.loads(line[len(self._REPLY) :])
+        self._stderr.seek(0)
+        error = self._stderr.read()[-3000:]
+        raise RuntimeError(f"benchmark worker {self.name!r} died ({self._proc.wait()}):\n{error}")
+
+    def wait_ready(self) -> None:
+        if not self._ready:
+            self._reply()
+            self._ready = True
+
+    def time(self, key: str, *, repeat: int, warmup: int) -> list[float]:
+        """Seconds of each of ``repeat`` passes of ``benches[key]``, after ``warmup`` untimed."""
+        self.wait_ready()
+        assert self._proc.stdin is not None
+        request = {"key": key, "repeat": repeat, "warmup": warmup}
+        self._proc.stdin.write(json.dumps(request) + "\n")
+        self._proc.stdin.flush()
+        return self._reply()
+
+    def close(self) -> dict[str, Any]:
+        """End the child; returns its ``result``."""
+        self.wait_ready()
+        assert self._proc.stdin is not None
+        self._proc.stdin.write("null\n")
+        self._proc.stdin.flush()
+        result = self._reply()
+        self._proc.wait()
+        self._stderr.close()
+        return result
+
+    def kill(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._stderr.close()
+
+
+def paired_rounds(
+    workers: Sequence[Worker], key: str, *, rounds: int, repeat: int, warmup: int = 1
+) -> list[list[float]]:
+    """Time ``key`` on every worker in ``rounds`` turns; returns, per worker, the median seconds
+    of each of its turns.
+
+    A turn is ``warmup`` untimed passes (the other processes ran since, so the caches are
+    cold) and ``repeat`` timed ones. The order of the workers rotates from round to round, and
+    each turn starts after a short pause, so one side's idle threads (OpenMP and TF's pool
+    spin for a while after their last task) do not eat into the next side's time.
+    """
+    for worker in workers:  # no set-up still running beside a timed turn
+        worker.wait_ready()
+    medians: list[list[float]] = [[] for _ in workers]
+    for r in range(rounds):
+        for i in range(len(workers)):
+            w = (i + r) % len(workers)
+            time.sleep(0.1)
+            times = workers[w].time(key, repeat=repeat, warmup=warmup)
+            medians[w].append(statistics.median(times))
+    return medians
 
 
 def machine_info() -> dict[str, str]:

@@ -1,8 +1,9 @@
 """CPU inference speed of the Inception family: slimzoo vs the same slim graph in TensorFlow (same
 weights) and vs timm's implementation of the same network (random init, same input size).
 
-Every (network, implementation) pair runs in a fresh process (``run_isolated``) with the same
-number of threads: ``torch.set_num_threads(n)`` for torch, ``intra_op_parallelism_threads=n`` and
+Every implementation of a network runs in a worker process of its own (set up once), and the
+workers take turns on the machine (``paired_rounds``), all with the same number of threads:
+``torch.set_num_threads(n)`` for torch, ``intra_op_parallelism_threads=n`` and
 ``inter_op_parallelism_threads=1`` for TensorFlow (a torch forward has no inter-op parallelism).
 TensorFlow runs with its default settings (oneDNN on). Networks are picked by name: those that
 ``zoo.list_models()`` does not have yet are left out; tf_slim from pip has Inception v1–v3 only.
@@ -12,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks._util import machine_info, markdown_table, measure, only_networks, run_isolated
+from benchmarks._util import Worker, machine_info, markdown_table, only_networks, paired_rounds
 
 # slimzoo name -> (input size, timm name or None)
 NETWORKS = {
@@ -67,16 +70,11 @@ def _input(batch: int, size: int):
     return np.random.default_rng(1).uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
 
 
-def time_ours(
-    arch: str,
-    weights: str,
-    batch: int,
-    size: int,
-    threads: int,
-    repeat: int,
-    mode: str = "plain",
-) -> dict:
-    """(child process) slimzoo's network with ``weights``: median seconds and logits.
+def setup_ours(
+    arch: str, weights: str, batches: tuple[int, ...], size: int, threads: int, mode: str
+) -> tuple[dict[str, Callable[[], Any]], dict]:
+    """(worker process) slimzoo's network with ``weights``: one pass per batch size, and the
+    logits of the first.
 
     ``mode``: ``"plain"``, ``zoo.load(arch)`` as it comes; ``"optimized"``, the model after
     ``zoo.optimize_for_inference``, and ``"compiled"``, the plain model through
@@ -101,15 +99,27 @@ def time_ours(
 
         torch._inductor.config.freezing = True
         model = torch.compile(model, dynamic=False)  # one compilation per input shape
-    x = torch.from_numpy(_input(batch, size)).permute(0, 3, 1, 2).contiguous()
-    with torch.inference_mode():
-        seconds = measure(lambda: model(x), repeat=repeat, warmup=2)
-        logits = model(x)[:1].tolist()
-    return {"seconds": seconds, "logits": logits}
+
+    def one_pass(x: torch.Tensor) -> Callable[[], Any]:
+        def run() -> Any:
+            with torch.inference_mode():
+                return model(x)
+
+        return run
+
+    benches = {}
+    for batch in batches:
+        x = torch.from_numpy(_input(batch, size)).permute(0, 3, 1, 2).contiguous()
+        benches[str(batch)] = one_pass(x)
+        logits = benches[str(batch)]()  # compiles here (not in a timed turn)
+    return benches, {"logits": logits[:1].tolist()}
 
 
-def time_tf(arch: str, weights: str, batch: int, size: int, threads: int, repeat: int) -> dict:
-    """(child process) the tf_slim network with the same weights: median seconds and logits."""
+def setup_tf(
+    arch: str, weights: str, batches: tuple[int, ...], size: int, threads: int
+) -> tuple[dict[str, Callable[[], Any]], dict]:
+    """(worker process) the tf_slim network with the same weights, a graph per batch size (as
+    fixed as ours), and the logits of the last."""
     import importlib
 
     import numpy as np
@@ -119,41 +129,54 @@ def time_tf(arch: str, weights: str, batch: int, size: int, threads: int, repeat
     tf, slim = import_tensorflow()
     nets = importlib.import_module(f"tf_slim.nets.{arch}")
     values = dict(np.load(weights))
-    graph = tf.Graph()
-    with graph.as_default():
-        images = tf.compat.v1.placeholder(tf.float32, (batch, size, size, 3))
-        with slim.arg_scope(getattr(nets, f"{arch}_arg_scope")()):
-            logits, _ = getattr(nets, arch)(images, num_classes=1001, is_training=False)
-        config = tf.compat.v1.ConfigProto(
-            intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1
-        )
-        with tf.compat.v1.Session(graph=graph, config=config) as sess:
+    config = tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1
+    )
+    benches = {}
+    for batch in batches:
+        graph = tf.Graph()
+        with graph.as_default():
+            images = tf.compat.v1.placeholder(tf.float32, (batch, size, size, 3))
+            with slim.arg_scope(getattr(nets, f"{arch}_arg_scope")()):
+                logits, _ = getattr(nets, arch)(images, num_classes=1001, is_training=False)
+            sess = tf.compat.v1.Session(graph=graph, config=config)
             for v in tf.compat.v1.global_variables():
                 v.load(values[v.op.name], sess)
-            feed = {images: _input(batch, size)}
-            seconds = measure(lambda: sess.run(logits, feed), repeat=repeat)
-            out = sess.run(logits, feed)[:1].tolist()
-    return {"seconds": seconds, "logits": out}
+        feed = {images: _input(batch, size)}
+        benches[str(batch)] = (lambda s, t, f: lambda: s.run(t, f))(sess, logits, feed)
+        out = benches[str(batch)]()
+    return benches, {"logits": out[:1].tolist()}
 
 
-def time_timm(name: str, batch: int, size: int, threads: int, repeat: int) -> dict:
-    """(child process) timm's network of the same name, random init: median seconds."""
+def setup_timm(
+    name: str, batches: tuple[int, ...], size: int, threads: int
+) -> tuple[dict[str, Callable[[], Any]], dict]:
+    """(worker process) timm's network of the same name, random init."""
     import timm
     import torch
 
     torch.set_num_threads(threads)
     model = timm.create_model(name, pretrained=False, num_classes=1001).eval()
-    x = torch.from_numpy(_input(batch, size)).permute(0, 3, 1, 2).contiguous()
-    with torch.inference_mode():
-        seconds = measure(lambda: model(x), repeat=repeat)
-    return {"seconds": seconds}
+
+    def one_pass(x: torch.Tensor) -> Callable[[], Any]:
+        def run() -> Any:
+            with torch.inference_mode():
+                return model(x)
+
+        return run
+
+    benches = {}
+    for batch in batches:
+        x = torch.from_numpy(_input(batch, size)).permute(0, 3, 1, 2).contiguous()
+        benches[str(batch)] = one_pass(x)
+    return benches, {}
 
 
-def _child(function: str, *args: Any) -> dict:
+def _worker(name: str, function: str, *args: Any) -> Worker:
     call = f"{function}({', '.join(repr(a) for a in args)})"
-    code = f"from benchmarks.bench_inference_inception import *\nresult = {call}\n"
+    code = f"from benchmarks.bench_inference_inception import *\nbenches, result = {call}\n"
     # TensorFlow's own default (zoo._tensorflow turns oneDNN off for bit-stable tests)
-    return run_isolated(code, env={"TF_ENABLE_ONEDNN_OPTS": "1"})
+    return Worker(name, code, env={"TF_ENABLE_ONEDNN_OPTS": "1"})
 
 
 def _timm_available() -> bool:
@@ -162,45 +185,58 @@ def _timm_available() -> bool:
     return importlib.util.find_spec("timm") is not None
 
 
-def _measure_row(
-    arch: str, weights: str, batch: int, threads: int, repeat: int, rounds: int
-) -> tuple:
-    """One table row: every implementation of ``arch`` at one batch size and thread count, and
-    the largest |logits difference| between slimzoo and TF (None without TF).
+MODES = ("plain", "optimized", "compiled")
 
-    The implementations take turns, ``rounds`` times (each time in a fresh process), and each
-    keeps its best median: a burst of load from elsewhere on the machine then slows one
-    process, not one implementation's every measurement."""
+
+def _measure_rows(
+    arch: str,
+    weights: str,
+    batches: tuple[int, ...],
+    threads: int,
+    repeat: int,
+    rounds: int,
+) -> tuple[list[list], float | None]:
+    """The table rows of ``arch`` at ``threads`` (one per batch size): every implementation, in
+    a worker process of its own, timed in turns (:func:`~benchmarks._util.paired_rounds`); and
+    the largest |logits difference| between slimzoo and TF (None without TF)."""
     import numpy as np
 
     size, timm_name = NETWORKS[arch]
     with_tf = arch in TF_SLIM_NETS
     with_timm = bool(timm_name) and _timm_available()
-    runs: dict[str, list[dict]] = {"ours": [], "fast": [], "compiled": [], "tf": [], "timm": []}
-    for _ in range(rounds):
-        for key, mode in (("ours", "plain"), ("fast", "optimized"), ("compiled", "compiled")):
-            args = (arch, weights, batch, size, threads, repeat, mode)
-            runs[key].append(_child("time_ours", *args))
-        if with_tf:
-            runs["tf"].append(_child("time_tf", arch, weights, batch, size, threads, repeat))
-        if with_timm:
-            runs["timm"].append(_child("time_timm", timm_name, batch, size, threads, repeat))
-    best = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items() if v}
-    mine = [best["ours"], best["fast"], best["compiled"]]
-    row = [arch, f"{size}x{size}", batch, threads, *(1000 * r["seconds"] for r in mine)]
-    diff = None
-    for other, present in (("tf", with_tf), ("timm", with_timm)):
-        if present:
-            row += [1000 * best[other]["seconds"]]
-            row += [r["seconds"] / best[other]["seconds"] for r in mine]
-        else:
-            row += ["n/a"] * 4
+    workers = [
+        _worker(mode, "setup_ours", arch, weights, batches, size, threads, mode) for mode in MODES
+    ]
     if with_tf:
-        diff = max(
-            float(np.abs(np.array(r["logits"]) - np.array(best["tf"]["logits"])).max())
-            for r in mine
-        )
-    return row, diff
+        workers.append(_worker("tf", "setup_tf", arch, weights, batches, size, threads))
+    if with_timm:
+        workers.append(_worker("timm", "setup_timm", timm_name, batches, size, threads))
+    rows = []
+    try:
+        for batch in batches:
+            medians = paired_rounds(workers, str(batch), rounds=rounds, repeat=repeat)
+            mine = medians[: len(MODES)]
+            row = [arch, f"{size}x{size}", batch, threads]
+            row += [1000 * statistics.median(m) for m in mine]
+            others = iter(medians[len(MODES) :])
+            for present in (with_tf, with_timm):
+                if not present:
+                    row += ["n/a"] * 4
+                    continue
+                theirs = next(others)
+                row.append(1000 * statistics.median(theirs))
+                # paired: each round's time over the other's time in the same round
+                row += [statistics.median(a / b for a, b in zip(m, theirs)) for m in mine]
+            rows.append(row)
+        results = [w.close() for w in workers]
+    finally:
+        for w in workers:
+            w.kill()
+    diff = None
+    if with_tf:
+        tf_logits = np.array(results[len(MODES)]["logits"])
+        diff = max(float(np.abs(np.array(r["logits"]) - tf_logits).max()) for r in results[:3])
+    return rows, diff
 
 
 def run(quick: bool = False, networks: list[str] | None = None, rounds: int | None = None) -> str:
@@ -208,7 +244,7 @@ def run(quick: bool = False, networks: list[str] | None = None, rounds: int | No
     import zoo
 
     repeat = 2 if quick else 3
-    rounds = rounds or (1 if quick else 2)
+    rounds = rounds or (2 if quick else 3)
     batches = (1,) if quick else (1, 16)
     thread_counts = (1,) if quick else _thread_counts()
     archs = [a for a in NETWORKS if a in zoo.list_models()]
@@ -223,12 +259,12 @@ def run(quick: bool = False, networks: list[str] | None = None, rounds: int | No
         for arch in archs:
             weights = str(Path(tmp) / f"{arch}.npz")
             _write_weights(arch, Path(weights))
-            for batch in batches:
-                for threads in thread_counts:
-                    row, diff = _measure_row(arch, weights, batch, threads, repeat, rounds)
-                    rows.append(row)
-                    if diff is not None:
-                        max_diff[arch] = max(max_diff.get(arch, 0.0), diff)
+            for threads in thread_counts:
+                arch_rows, diff = _measure_rows(arch, weights, batches, threads, repeat, rounds)
+                rows += arch_rows
+                if diff is not None:
+                    max_diff[arch] = max(max_diff.get(arch, 0.0), diff)
+    rows.sort(key=lambda row: (list(NETWORKS).index(row[0]), row[2], row[3]))
 
     header = ["network", "input", "batch", "threads", "slimzoo ms", "optimized ms", "compiled ms"]
     for other in ("TF-slim", "timm"):
@@ -240,9 +276,12 @@ def run(quick: bool = False, networks: list[str] | None = None, rounds: int | No
         [
             "### Inference speed: Inception v1–v3 (and v4, Inception-ResNet v2) on CPU",
             "",
-            f"Median wall time of one forward pass (eval, {repeat} runs after a warm-up) with the "
-            "same number of threads on each side, each measurement in a fresh process; the "
-            f"implementations take turns, {rounds} round(s), and each keeps its best median. "
+            "One forward pass (eval) with the same number of threads on each side. Each "
+            "implementation runs in a process of its own, set up (and compiled) once; they take "
+            f"turns on the machine, {rounds} rounds (the order rotating), each turn a warm-up "
+            f"pass and the median of {repeat} timed passes. ms: an implementation's median over "
+            "the rounds; ratio: the median over the rounds of slimzoo's time / the other's "
+            "time in the same round. "
             "TF-slim: "
             "the same network from pip's tf_slim with the same weights, in a TF1 session "
             "(intra-op threads as listed, inter-op 1, oneDNN on); timm: its model of the same "
@@ -272,6 +311,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="v3 only, batch 1, 1 thread")
     parser.add_argument("--networks", nargs="+", help="only these (default: all)")
-    parser.add_argument("--rounds", type=int, help="turns per implementation (default 2)")
+    parser.add_argument("--rounds", type=int, help="rounds of turns (default 3)")
     args = parser.parse_args()
     print(run(quick=args.quick, networks=args.networks, rounds=args.rounds))
