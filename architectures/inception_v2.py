@@ -36,10 +36,9 @@ from collections.abc import Callable
 from torch import nn
 
 from ._base import ChainNet
-from ._inception_utils import conv, relu
+from ._inception_utils import PoolBranch, conv, relu
 from ._registry import register_model
 from .layers import (
-    AvgPool2dSame,
     Concat,
     ConvLogitsHead,
     FixedWindowAvgPool,
@@ -67,7 +66,14 @@ def inception_module(
     ``branch_1`` is (1x1 width, 3x3 width), ``branch_2`` (1x1 width, width of both 3x3s);
     ``pool`` is the TF scope of Branch_3's pool, ``MaxPool_0a_3x3`` for a max pool.
     """
-    pool_layer = MaxPool2dSame(3, 1) if pool.startswith("Max") else AvgPool2dSame(3, 1)
+    if pool.startswith("Max"):
+        last: nn.Module = nn.Sequential(
+            OrderedDict(
+                [(pool, MaxPool2dSame(3, 1)), ("Conv2d_0b_1x1", conv(in_channels, branch_3, 1))]
+            )
+        )
+    else:  # run conv first: it pools 3-6x fewer channels (see PoolBranch)
+        last = PoolBranch(in_channels, branch_3)
     return Concat(
         Branch_0=nn.Sequential(OrderedDict(Conv2d_0a_1x1=conv(in_channels, branch_0, 1))),
         Branch_1=nn.Sequential(
@@ -83,9 +89,7 @@ def inception_module(
                 Conv2d_0c_3x3=conv(branch_2[1], branch_2[1], 3),
             )
         ),
-        Branch_3=nn.Sequential(
-            OrderedDict([(pool, pool_layer), ("Conv2d_0b_1x1", conv(in_channels, branch_3, 1))])
-        ),
+        Branch_3=last,
     )
 
 

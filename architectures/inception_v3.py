@@ -46,10 +46,9 @@ from collections.abc import Callable
 
 from torch import nn
 
-from ._inception_utils import AuxLogits, FanOutBranch, InceptionNet, conv, seq
+from ._inception_utils import AuxLogits, FanOutBranch, InceptionNet, PoolBranch, conv, seq
 from ._registry import register_model
 from .layers import (
-    AvgPool2dSame,
     Concat,
     Conv1x1AsLinear,
     ConvLogitsHead,
@@ -65,11 +64,10 @@ __all__ = ["InceptionV3", "inception_v3"]
 Depth = Callable[[int], int]  # slim's depth(): width at depth_multiplier 1 → thinned width
 
 
-def pool_branch(in_channels: int, width: int) -> nn.Sequential:
-    """Branch_3 of the stride-1 blocks: 3x3 'SAME' average pool → 1x1 conv."""
-    return seq(
-        ("AvgPool_0a_3x3", AvgPool2dSame(3, 1)), ("Conv2d_0b_1x1", conv(in_channels, width, 1))
-    )
+def pool_branch(in_channels: int, width: int) -> PoolBranch:
+    """Branch_3 of the stride-1 blocks: 3x3 'SAME' average pool → 1x1 conv (run conv first,
+    which pools 4-11x fewer channels: see :class:`PoolBranch`)."""
+    return PoolBranch(in_channels, width)
 
 
 def inception_5x5(in_channels: int, pool_width: int, branch_1_names: tuple[str, str], d: Depth):
