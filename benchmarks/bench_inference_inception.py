@@ -239,6 +239,18 @@ def _measure_rows(
     return rows, diff
 
 
+# Found by hand with ONEDNN_VERBOSE and torch.profiler (not measured by this script).
+_WHERE_TF_LEADS = (
+    "Where TF-slim can stay ahead at 1 thread (measured by hand on 2026-11-24, optimized mode): "
+    "not in the convs. slimzoo's packed oneDNN convs alone take 29.7 ms of inception_v1's "
+    "33.3 ms pass at batch 1 (TF's whole pass: 31-32 ms), and 1590 ms of inception_v3's pass at "
+    "batch 16 against TF's 1634 ms of oneDNN convs. The rest is torch's CPU max pool (it also "
+    "computes indices; TF's oneDNN pooling is faster), the concatenations and a fixed cost per "
+    "op call. Average pools in Branch_3 run after the 1x1 conv (fewer channels to pool), which "
+    "took 2-3% off inception_v2/v3 at batch 16."
+)
+
+
 def run(quick: bool = False, networks: list[str] | None = None, rounds: int | None = None) -> str:
     """Measure and return the Markdown section."""
     import zoo
@@ -303,6 +315,8 @@ def run(quick: bool = False, networks: list[str] | None = None, rounds: int | No
             "processes on the cores (a load above the core count) slow PyTorch's OpenMP "
             "threads far more than TensorFlow's thread pool: compare multi-thread rows only "
             "from a quiet machine.",
+            "",
+            _WHERE_TF_LEADS,
         ]
     )
 
