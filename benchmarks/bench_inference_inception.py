@@ -70,6 +70,28 @@ def _input(batch: int, size: int):
     return np.random.default_rng(1).uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
 
 
+def _torch_passes(
+    model: Callable[[Any], Any], batches: tuple[int, ...], size: int
+) -> tuple[dict[str, Callable[[], Any]], Any]:
+    """One pass of ``model`` per batch size (NCHW input, under ``torch.inference_mode``), each
+    run once here (a compiled model compiles now, not in a timed turn); and the last logits."""
+    import torch
+
+    def one_pass(x: torch.Tensor) -> Callable[[], Any]:
+        def run() -> Any:
+            with torch.inference_mode():
+                return model(x)
+
+        return run
+
+    benches, logits = {}, None
+    for batch in batches:
+        x = torch.from_numpy(_input(batch, size)).permute(0, 3, 1, 2).contiguous()
+        benches[str(batch)] = one_pass(x)
+        logits = benches[str(batch)]()
+    return benches, logits
+
+
 def setup_ours(
     arch: str, weights: str, batches: tuple[int, ...], size: int, threads: int, mode: str
 ) -> tuple[dict[str, Callable[[], Any]], dict]:
@@ -99,19 +121,7 @@ def setup_ours(
 
         torch._inductor.config.freezing = True
         model = torch.compile(model, dynamic=False)  # one compilation per input shape
-
-    def one_pass(x: torch.Tensor) -> Callable[[], Any]:
-        def run() -> Any:
-            with torch.inference_mode():
-                return model(x)
-
-        return run
-
-    benches = {}
-    for batch in batches:
-        x = torch.from_numpy(_input(batch, size)).permute(0, 3, 1, 2).contiguous()
-        benches[str(batch)] = one_pass(x)
-        logits = benches[str(batch)]()  # compiles here (not in a timed turn)
+    benches, logits = _torch_passes(model, batches, size)
     return benches, {"logits": logits[:1].tolist()}
 
 
@@ -157,19 +167,7 @@ def setup_timm(
 
     torch.set_num_threads(threads)
     model = timm.create_model(name, pretrained=False, num_classes=1001).eval()
-
-    def one_pass(x: torch.Tensor) -> Callable[[], Any]:
-        def run() -> Any:
-            with torch.inference_mode():
-                return model(x)
-
-        return run
-
-    benches = {}
-    for batch in batches:
-        x = torch.from_numpy(_input(batch, size)).permute(0, 3, 1, 2).contiguous()
-        benches[str(batch)] = one_pass(x)
-    return benches, {}
+    return _torch_passes(model, batches, size)[0], {}
 
 
 def _worker(name: str, function: str, *args: Any) -> Worker:
