@@ -72,7 +72,7 @@ def inception_module(
                 [(pool, MaxPool2dSame(3, 1)), ("Conv2d_0b_1x1", conv(in_channels, branch_3, 1))]
             )
         )
-    else:  # run conv first: it pools 3-6x fewer channels (see PoolBranch)
+    else:  # run conv first: it pools 4-8x fewer channels (see PoolBranch)
         last = PoolBranch(in_channels, branch_3)
     return Concat(
         Branch_0=nn.Sequential(OrderedDict(Conv2d_0a_1x1=conv(in_channels, branch_0, 1))),

@@ -119,8 +119,9 @@ def _workers(arch: str, batches: tuple[int, ...], threads: int) -> list[Worker]:
 
 def _measure(
     arch: str, batches: tuple[int, ...], threads: int, rounds: int, repeat: int
-) -> tuple[list[tuple], float]:
-    """The rows of ``arch`` (one per batch) and the largest |logits difference| to TF."""
+) -> list[tuple]:
+    """The rows of ``arch`` (one per batch), each ending in the largest |logits difference|
+    between TF and any of ours."""
     workers = _workers(arch, batches, threads)
     try:
         rows = []
@@ -138,7 +139,7 @@ def _measure(
             w.kill()
     tf_logits, *ours = (r["logits"] for r in results)
     diff = max(abs(t - o) for logits in ours for t, o in zip(tf_logits, logits))
-    return [(*row, f"{diff:.1e}") for row in rows], diff
+    return [(*row, f"{diff:.1e}") for row in rows]
 
 
 def run(
@@ -156,7 +157,7 @@ def run(
     rounds = rounds or (2 if quick else 5)
     rows = []
     for arch in archs:
-        rows += _measure(arch, batches, threads, rounds, repeat)[0]
+        rows += _measure(arch, batches, threads, rounds, repeat)
     info = machine_info()
     header = ["network", "batch", "TF ms"]
     for side in list(SIDES)[1:]:
