@@ -99,9 +99,11 @@ def setup_ours(
     logits of the first.
 
     ``mode``: ``"plain"``, ``zoo.load(arch)`` as it comes; ``"optimized"``, the model after
-    ``zoo.optimize_for_inference``, and ``"compiled"``, the plain model through
-    ``torch.compile`` with inductor's freezing, both in a process
-    that called ``zoo.tune_cpu_allocator()``."""
+    ``zoo.optimize_for_inference``; ``"compiled"``, the plain model through ``torch.compile``
+    with inductor's freezing; and ``"aot"``, the plain model through ``torch.export`` and
+    AOTInductor with freezing, loaded from its package (one per batch size, kept next to
+    ``weights`` for the next worker). All but the plain one run in a process that called
+    ``zoo.tune_cpu_allocator()``."""
     import numpy as np
     import torch
 
@@ -112,7 +114,7 @@ def setup_ours(
     torch.set_num_threads(threads)
     optimized = mode == "optimized"
     model = zoo.load(arch, checkpoint=dict(np.load(weights)), optimize_for_inference=optimized)
-    if mode == "compiled":
+    if mode in ("compiled", "aot"):
         # the README's recipe: inductor's freezing takes the weights as constants (batch norms
         # folded, oneDNN weights packed at compile time). It must be the global switch:
         # torch.compile(options={"freezing": True}) leaves part of it out (inception_v1 at
@@ -120,9 +122,33 @@ def setup_ours(
         import torch._inductor.config
 
         torch._inductor.config.freezing = True
+    if mode == "compiled":
         model = torch.compile(model, dynamic=False)  # one compilation per input shape
+    if mode == "aot":
+        model = _aot_compiled(model, Path(weights).with_suffix(""), batches, size)
     benches, logits = _torch_passes(model, batches, size)
     return benches, {"logits": logits[:1].tolist()}
+
+
+def _aot_compiled(
+    model: Any, folder: Path, batches: tuple[int, ...], size: int
+) -> Callable[[Any], Any]:
+    """``model`` compiled ahead of time by AOTInductor, one package per batch size (made once
+    in ``folder``, loaded from there by later workers): a C++ runner with no guards and no
+    Python between the kernels, which is what costs at batch 1."""
+    import torch
+
+    runners = {}
+    folder.mkdir(exist_ok=True)
+    for batch in batches:
+        package = folder / f"batch{batch}.pt2"
+        if not package.exists():
+            x = torch.from_numpy(_input(batch, size)).permute(0, 3, 1, 2).contiguous()
+            with torch.no_grad():
+                program = torch.export.export(model, (x,))
+                torch._inductor.aoti_compile_and_package(program, package_path=str(package))
+        runners[batch] = torch._inductor.aoti_load_package(str(package))
+    return lambda x: runners[x.shape[0]](x)
 
 
 def setup_tf(
@@ -183,7 +209,10 @@ def _timm_available() -> bool:
     return importlib.util.find_spec("timm") is not None
 
 
-MODES = ("plain", "optimized", "compiled")
+MODES = ("plain", "optimized", "compiled", "aot")
+# AOTInductor is measured where TF-slim is (its 1-thread batch-1 rows are where per-call
+# overhead decides); against timm alone the turns would take a quarter longer for little news
+AOT_NETS = TF_SLIM_NETS
 
 
 def _measure_rows(
@@ -202,29 +231,37 @@ def _measure_rows(
     size, timm_name = NETWORKS[arch]
     with_tf = arch in TF_SLIM_NETS
     with_timm = bool(timm_name) and _timm_available()
+    modes = [m for m in MODES if m != "aot" or arch in AOT_NETS]
     workers = [
-        _worker(mode, "setup_ours", arch, weights, batches, size, threads, mode) for mode in MODES
+        _worker(mode, "setup_ours", arch, weights, batches, size, threads, mode) for mode in modes
     ]
     if with_tf:
         workers.append(_worker("tf", "setup_tf", arch, weights, batches, size, threads))
     if with_timm:
         workers.append(_worker("timm", "setup_timm", timm_name, batches, size, threads))
+
+    def per_mode(values: dict[str, Any]) -> list:
+        return [values.get(mode, "n/a") for mode in MODES]
+
     rows = []
     try:
         for batch in batches:
             medians = paired_rounds(workers, str(batch), rounds=rounds, repeat=repeat)
-            mine = medians[: len(MODES)]
+            mine = dict(zip(modes, medians))
             row = [arch, f"{size}x{size}", batch, threads]
-            row += [1000 * statistics.median(m) for m in mine]
-            others = iter(medians[len(MODES) :])
+            row += per_mode({m: 1000 * statistics.median(t) for m, t in mine.items()})
+            others = iter(medians[len(modes) :])
             for present in (with_tf, with_timm):
                 if not present:
-                    row += ["n/a"] * 4
+                    row += ["n/a"] * (1 + len(MODES))
                     continue
                 theirs = next(others)
                 row.append(1000 * statistics.median(theirs))
                 # paired: each round's time over the other's time in the same round
-                row += [statistics.median(a / b for a, b in zip(m, theirs)) for m in mine]
+                ratios = {
+                    m: statistics.median(a / b for a, b in zip(t, theirs)) for m, t in mine.items()
+                }
+                row += per_mode(ratios)
             rows.append(row)
         results = [w.close() for w in workers]
     finally:
@@ -232,20 +269,27 @@ def _measure_rows(
             w.kill()
     diff = None
     if with_tf:
-        tf_logits = np.array(results[len(MODES)]["logits"])
-        diff = max(float(np.abs(np.array(r["logits"]) - tf_logits).max()) for r in results[:3])
+        tf_logits = np.array(results[len(modes)]["logits"])
+        diff = max(
+            float(np.abs(np.array(r["logits"]) - tf_logits).max()) for r in results[: len(modes)]
+        )
     return rows, diff
 
 
-# Found by hand with ONEDNN_VERBOSE and torch.profiler (not measured by this script).
+# Found by hand with ONEDNN_VERBOSE, torch.profiler and perf (not measured by this script).
 _WHERE_TF_LEADS = (
-    "Where TF-slim can stay ahead at 1 thread (measured by hand on 2026-11-24, optimized mode): "
-    "not in the convs. slimzoo's packed oneDNN convs alone take 29.7 ms of inception_v1's "
-    "33.3 ms pass at batch 1 (TF's whole pass: 31-32 ms), and 1590 ms of inception_v3's pass at "
-    "batch 16 against TF's 1634 ms of oneDNN convs. The rest is torch's CPU max pool (it also "
-    "computes indices; TF's oneDNN pooling is faster), the concatenations and a fixed cost per "
-    "op call. Average pools in Branch_3 run after the 1x1 conv (fewer channels to pool), which "
-    "took 2-3% off inception_v2/v3 at batch 16."
+    "Where the time goes at 1 thread (measured by hand on 2026-12-04 with ONEDNN_VERBOSE, "
+    "torch.profiler and perf): not in the convs. With the same weights, inductor's oneDNN convs "
+    "execute in 26.0-27.1 ms of inception_v1's pass at batch 1 against TF's 28.0-31.5 ms, and "
+    "in 581-586 ms of inception_v2's at batch 16 against 557-595 ms (per conv shape ours are "
+    "equal or faster, except v2's stem depthwise conv, whose asymmetric 'SAME' padding becomes "
+    "an 8x8 kernel: 13.1 ms against 10.8). What TF-slim saves is the cost around each call: "
+    "torch's oneDNN conv op spends about 35 us per call outside the kernel (a 1x1 conv on a "
+    "7x7 map: 70 us against 35 us in oneDNN), and a compiled model adds its guards (0.7 ms "
+    "per pass) and a Python wrapper between the kernels. AOTInductor removes the last two: "
+    "0.94 of the compiled model's time for inception_v1 at batch 1 (20 paired rounds), no "
+    "change at batch 16. Merging the sibling 1x1 convs of a block into one conv, or folding "
+    "the batch norms into the convs before compiling, changed nothing measurable (0.99-1.0)."
 )
 
 
@@ -276,9 +320,10 @@ def run(quick: bool = False, networks: list[str] | None = None, rounds: int | No
                     max_diff[arch] = max(max_diff.get(arch, 0.0), diff)
     rows.sort(key=lambda row: (list(NETWORKS).index(row[0]), row[2], row[3]))
 
-    header = ["network", "input", "batch", "threads", "slimzoo ms", "optimized ms", "compiled ms"]
+    names = ("slimzoo", "optimized", "compiled", "AOT")  # the columns of MODES
+    header = ["network", "input", "batch", "threads", *(f"{n} ms" for n in names)]
     for other in ("TF-slim", "timm"):
-        header += [f"{other} ms", *(f"{m} / {other}" for m in ("slimzoo", "optimized", "compiled"))]
+        header += [f"{other} ms", *(f"{n} / {other}" for n in names)]
     table = markdown_table(header, rows)
     info = machine_info()
     checks = ", ".join(f"{a} {d:.1e}" for a, d in max_diff.items()) or "none"
@@ -302,7 +347,10 @@ def run(quick: bool = False, networks: list[str] | None = None, rounds: int | No
             "`torch.compile(zoo.load(name), dynamic=False)` with "
             "`torch._inductor.config.freezing = True` "
             "(inductor with the weights frozen as constants: batch norms folded, oneDNN "
-            "weights packed at compile time), each in a process that called "
+            "weights packed at compile time); AOT: the same model and freezing through "
+            "`torch.export.export` and AOTInductor (`torch._inductor.aoti_compile_and_package`, "
+            "run from `aoti_load_package`: no guards, no Python between the kernels), measured "
+            "for the networks TF-slim has. All but the first in a process that called "
             "`zoo.tune_cpu_allocator()`. Ratios below 1 mean slimzoo is faster. Largest "
             f"|logits difference| slimzoo (any) vs TF on the benchmark input: {checks}.",
             "",

@@ -52,3 +52,28 @@ def test_compiled_with_freezing_gives_the_eager_logits():
     assert torch.allclose(got, want, rtol=0, atol=atol)
     assert torch.allclose(got_other, want_other, rtol=0, atol=atol)
     assert not torch.equal(got_other, got)  # a function of the input, not a constant
+
+
+def test_aot_inductor_package_gives_the_eager_logits(tmp_path):
+    """The README's batch-1 recipe: ``torch.export`` and AOTInductor with freezing, saved as a
+    package and run from it (a C++ runner with the weights inside); the logits stay the eager
+    ones to float rounding, for any input of the exported shape."""
+    import torch._inductor.config
+
+    arch = "inception_v1"
+    model = zoo.load(arch, checkpoint=reference_weights(arch))
+    x = reference_input(arch, (224, 224))[:1]
+    package = tmp_path / f"{arch}.pt2"
+    with torch.no_grad(), torch._inductor.config.patch(freezing=True):
+        program = torch.export.export(model, (x,))
+        torch._inductor.aoti_compile_and_package(program, package_path=str(package))
+    runner = torch._inductor.aoti_load_package(str(package))
+    other = torch.flip(x, dims=(3,))
+    with torch.inference_mode():
+        want, want_other = model(x), model(other)
+        got, got_other = runner(x), runner(other)
+    assert want.std() > 0.01  # logits that depend on the weights
+    atol = tolerance(want.abs().max().item())
+    assert torch.allclose(got, want, rtol=0, atol=atol)
+    assert torch.allclose(got_other, want_other, rtol=0, atol=atol)
+    assert not torch.equal(got_other, got)  # a function of the input, not a constant
