@@ -101,9 +101,9 @@ def setup_ours(
     ``mode``: ``"plain"``, ``zoo.load(arch)`` as it comes; ``"optimized"``, the model after
     ``zoo.optimize_for_inference``; ``"compiled"``, the plain model through ``torch.compile``
     with inductor's freezing; and ``"aot"``, the plain model through ``torch.export`` and
-    AOTInductor with freezing, loaded from its package (one per batch size, kept next to
-    ``weights`` for the next worker). All but the plain one run in a process that called
-    ``zoo.tune_cpu_allocator()``."""
+    AOTInductor with freezing, loaded from its package (one per batch size and thread count,
+    kept next to ``weights`` for the next worker). All but the plain one run in a process
+    that called ``zoo.tune_cpu_allocator()``."""
     import numpy as np
     import torch
 
@@ -125,7 +125,8 @@ def setup_ours(
     if mode == "compiled":
         model = torch.compile(model, dynamic=False)  # one compilation per input shape
     if mode == "aot":
-        model = _aot_compiled(model, Path(weights).with_suffix(""), batches, size)
+        packages = Path(weights).with_suffix("") / f"threads{threads}"
+        model = _aot_compiled(model, packages, batches, size)
     benches, logits = _torch_passes(model, batches, size)
     return benches, {"logits": logits[:1].tolist()}
 
@@ -135,11 +136,12 @@ def _aot_compiled(
 ) -> Callable[[Any], Any]:
     """``model`` compiled ahead of time by AOTInductor, one package per batch size (made once
     in ``folder``, loaded from there by later workers): a C++ runner with no guards and no
-    Python between the kernels, which is what costs at batch 1."""
+    Python between the kernels, which is what costs at batch 1. Inductor's C++ kernels keep
+    the thread count of the process that compiled them, hence a folder per thread count."""
     import torch
 
     runners = {}
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     for batch in batches:
         package = folder / f"batch{batch}.pt2"
         if not package.exists():
@@ -209,6 +211,8 @@ def _timm_available() -> bool:
     return importlib.util.find_spec("timm") is not None
 
 
+_BATCH1_REPEAT, _BATCH1_ROUNDS = 11, 5
+
 MODES = ("plain", "optimized", "compiled", "aot")
 # AOTInductor is measured where TF-slim is (its 1-thread batch-1 rows are where per-call
 # overhead decides); against timm alone the turns would take a quarter longer for little news
@@ -220,12 +224,12 @@ def _measure_rows(
     weights: str,
     batches: tuple[int, ...],
     threads: int,
-    repeat: int,
-    rounds: int,
+    plan: dict[int, tuple[int, int]],
 ) -> tuple[list[list], float | None]:
     """The table rows of ``arch`` at ``threads`` (one per batch size): every implementation, in
     a worker process of its own, timed in turns (:func:`~benchmarks._util.paired_rounds`); and
-    the largest |logits difference| between slimzoo and TF (None without TF)."""
+    the largest |logits difference| between slimzoo and TF (None without TF). ``plan``: the
+    (timed passes per turn, rounds) of each batch size."""
     import numpy as np
 
     size, timm_name = NETWORKS[arch]
@@ -246,6 +250,7 @@ def _measure_rows(
     rows = []
     try:
         for batch in batches:
+            repeat, rounds = plan[batch]
             medians = paired_rounds(workers, str(batch), rounds=rounds, repeat=repeat)
             mine = dict(zip(modes, medians))
             row = [arch, f"{size}x{size}", batch, threads]
@@ -288,8 +293,11 @@ _WHERE_TF_LEADS = (
     "7x7 map: 70 us against 35 us in oneDNN), and a compiled model adds its guards (0.7 ms "
     "per pass) and a Python wrapper between the kernels. AOTInductor removes the last two: "
     "0.94 of the compiled model's time for inception_v1 at batch 1 (20 paired rounds), no "
-    "change at batch 16. Merging the sibling 1x1 convs of a block into one conv, or folding "
-    "the batch norms into the convs before compiling, changed nothing measurable (0.99-1.0)."
+    "change at batch 16. Two more ideas, tried on the compiled model in paired rounds, are not "
+    "used: merging a block's sibling 1x1 convs into one conv (0.99 at batch 1, 1.0 at 16) and "
+    "folding the batch norms into the convs before inductor sees them (1.02 at batch 1, 0.99 "
+    "at 16: the bias and ReLU then run inside every conv instead of inside the concatenation "
+    "or pool that follows)."
 )
 
 
@@ -300,6 +308,11 @@ def run(quick: bool = False, networks: list[str] | None = None, rounds: int | No
     repeat = 2 if quick else 3
     rounds = rounds or (2 if quick else 3)
     batches = (1,) if quick else (1, 16)
+    # A batch-1 pass is short and jitters most (one slow pass among 3 moves a median by
+    # several %), so batch 1 gets more passes per turn and more rounds, at little cost.
+    plan = {b: (repeat, rounds) for b in batches}
+    if not quick:
+        plan[1] = (max(repeat, _BATCH1_REPEAT), max(rounds, _BATCH1_ROUNDS))
     thread_counts = (1,) if quick else _thread_counts()
     archs = [a for a in NETWORKS if a in zoo.list_models()]
     if quick:  # the one network with all three implementations
@@ -314,7 +327,7 @@ def run(quick: bool = False, networks: list[str] | None = None, rounds: int | No
             weights = str(Path(tmp) / f"{arch}.npz")
             _write_weights(arch, Path(weights))
             for threads in thread_counts:
-                arch_rows, diff = _measure_rows(arch, weights, batches, threads, repeat, rounds)
+                arch_rows, diff = _measure_rows(arch, weights, batches, threads, plan)
                 rows += arch_rows
                 if diff is not None:
                     max_diff[arch] = max(max_diff.get(arch, 0.0), diff)
@@ -333,8 +346,10 @@ def run(quick: bool = False, networks: list[str] | None = None, rounds: int | No
             "",
             "One forward pass (eval) with the same number of threads on each side. Each "
             "implementation runs in a process of its own, set up (and compiled) once; they take "
-            f"turns on the machine, {rounds} rounds (the order rotating), each turn a warm-up "
-            f"pass and the median of {repeat} timed passes. ms: an implementation's median over "
+            "turns on the machine, in rounds (the order rotating), each turn a warm-up pass "
+            "and the median of several timed passes: "
+            + "; ".join(f"batch {b}: {n} rounds of {r} passes" for b, (r, n) in plan.items())
+            + ". ms: an implementation's median over "
             "the rounds; ratio: the median over the rounds of slimzoo's time / the other's "
             "time in the same round. "
             "TF-slim: "
