@@ -1,5 +1,6 @@
 """``Conv2dSame`` pads exactly like TF 'SAME' on every path: static, native symmetric, the zero-tap
-kernel of strided depthwise convs, and the padded input copy of the others."""
+kernel of strided depthwise convs (channel multiplier 1), and the padded input copy of the
+others."""
 
 from __future__ import annotations
 
@@ -13,19 +14,20 @@ import torch.nn.functional as F
 from architectures.layers import Conv2dSame, same_padding_amounts
 
 SIZES = [(7, 8), (8, 8), (9, 10), (10, 7)]
+# multiplier: None for a dense conv, else a depthwise conv with that channel multiplier
 CASES = [
-    (hw, stride, kernel, dilation, depthwise)
-    for hw, stride, kernel, dilation, depthwise in itertools.product(
-        SIZES, (1, 2, 3), (2, 3, 5), (1, 2), (False, True)
+    (hw, stride, kernel, dilation, multiplier)
+    for hw, stride, kernel, dilation, multiplier in itertools.product(
+        SIZES, (1, 2, 3), (2, 3, 5), (1, 2), (None, 1, 2)
     )
 ]
 CHANNELS = 4
 
 
-def build(kernel: int, stride: int, dilation: int, depthwise: bool, seed: int) -> Conv2dSame:
+def build(kernel: int, stride: int, dilation: int, multiplier: int | None, seed: int) -> Conv2dSame:
     torch.manual_seed(seed)
-    out = CHANNELS * (2 if depthwise else 3)  # depthwise with channel multiplier 2
-    groups = CHANNELS if depthwise else 1
+    out = CHANNELS * (multiplier or 3)
+    groups = CHANNELS if multiplier else 1
     return Conv2dSame(CHANNELS, out, kernel, stride, "SAME", dilation, groups).eval()
 
 
@@ -52,19 +54,32 @@ def path_taken(conv: Conv2dSame, hw: tuple[int, int]) -> str:
 
 def test_every_path_equals_padding_the_input():
     paths = set()
-    for i, (hw, stride, kernel, dilation, depthwise) in enumerate(CASES):
-        conv = build(kernel, stride, dilation, depthwise, seed=i)
+    for i, (hw, stride, kernel, dilation, multiplier) in enumerate(CASES):
+        conv = build(kernel, stride, dilation, multiplier, seed=i)
         x = torch.randn(2, CHANNELS, *hw)
         with torch.no_grad():
             got, want = conv(x), padded_copy_reference(conv, x)
         assert got.shape == want.shape
-        assert torch.allclose(got, want, atol=1e-5), (hw, stride, kernel, dilation, depthwise)
+        assert torch.allclose(got, want, atol=1e-5), (hw, stride, kernel, dilation, multiplier)
         paths.add(path_taken(conv, hw))
     assert paths == {"static", "symmetric", "zero tap", "padded copy"}
 
 
+@pytest.mark.parametrize(
+    "multiplier, dilation, path",
+    [(1, 1, "zero tap"), (2, 1, "padded copy"), (1, 2, "padded copy"), (None, 1, "padded copy")],
+)
+def test_only_plain_depthwise_convs_take_the_zero_tap(multiplier, dilation, path):
+    """The zero tap pays off where oneDNN has a depthwise kernel (one output channel per input
+    channel); with a channel multiplier (Inception v2's stem) every tap costs, so the input is
+    padded instead."""
+    conv = build(3, 2, dilation, multiplier, seed=0)
+    assert path_taken(conv, (8, 8)) == path
+
+
 def test_gradients_reach_the_depthwise_kernel_through_the_zero_tap():
-    conv = build(3, 2, 1, depthwise=True, seed=0).train()
+    conv = build(3, 2, 1, multiplier=1, seed=0).train()
+    assert conv.pad_kernel
     x = torch.randn(1, CHANNELS, 8, 8)
     conv(x).square().sum().backward()
     grad = conv.weight.grad.clone()
@@ -83,15 +98,15 @@ def test_matches_tensorflow(tensorflow):
     graph = tf.Graph()
     ops, feeds, ours = [], {}, []
     with graph.as_default():
-        for i, (hw, stride, kernel, dilation, depthwise) in enumerate(cases):
-            conv = build(kernel, stride, dilation, depthwise, seed=i)
+        for i, (hw, stride, kernel, dilation, multiplier) in enumerate(cases):
+            conv = build(kernel, stride, dilation, multiplier, seed=i)
             x = rng.standard_normal((2, *hw, CHANNELS)).astype(np.float32)  # NHWC
             with torch.no_grad():
                 ours.append(conv(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
             w = conv.weight.detach().numpy()
             placeholder = tf.compat.v1.placeholder(tf.float32, x.shape)
             feeds[placeholder] = x
-            if depthwise:  # torch [in * mult, 1, kh, kw] -> TF [kh, kw, in, mult]
+            if multiplier:  # torch [in * mult, 1, kh, kw] -> TF [kh, kw, in, mult]
                 tf_w = w.reshape(CHANNELS, -1, kernel, kernel).transpose(2, 3, 0, 1)
                 y = tf.nn.depthwise_conv2d(
                     placeholder, tf_w, [1, stride, stride, 1], "SAME", dilations=[dilation] * 2
