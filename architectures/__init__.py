@@ -9,7 +9,13 @@ import pkgutil
 
 from ._fuse import fuse_bn
 from ._packed import optimize_for_inference
-from ._registry import create_model, get_constructor, list_architectures, register_model
+from ._registry import (
+    create_model,
+    get_constructor,
+    list_architectures,
+    natural_key,
+    register_model,
+)
 from ._tf import Layout, LoadReport, TFTensor, load_tf_weights, tf_mapping
 
 # Import every family module (the ones not starting with '_'), which registers its networks.
@@ -26,6 +32,7 @@ __all__ = [
     "get_constructor",
     "list_architectures",
     "load_tf_weights",
+    "natural_key",
     "optimize_for_inference",
     "register_model",
     "tf_mapping",
