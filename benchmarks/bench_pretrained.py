@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import json
 import os
 import shutil
@@ -35,10 +34,9 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from benchmarks._util import machine_info, markdown_table, measure, run_isolated
+from benchmarks._util import machine_info, markdown_table, measure, reference, run_isolated
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = Path(os.environ.get("ZOO_REFERENCE_DIR", REPO.parent / "shared" / "reference"))
 PREFERRED = ("resnet_v2_152", "resnet_v1_152", "inception_v4", "vgg_16")
 QUICK = ("resnet_v2_50", "resnet_v1_50", "inception_v3", "vgg_16")  # --quick: smaller first
 
@@ -60,12 +58,8 @@ def _pick_model(quick: bool) -> str:
 def _reference_tensors(arch: str) -> dict:
     import numpy as np
 
-    spec = importlib.util.spec_from_file_location("make_weights", REFERENCE / "make_weights.py")
-    make_weights = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make_weights)
-    manifest = json.loads((REFERENCE / "manifests" / f"{arch}.json").read_text())
-    meta = json.loads(str(np.load(REFERENCE / "expected" / f"{arch}.npz")["meta"]))
-    tensors = make_weights.reference_weights(manifest, meta["seed"])
+    ref = reference()
+    tensors = ref.recipe.reference_weights(ref.manifest(arch), ref.meta(arch)["seed"])
     if arch.startswith(("vgg_", "resnet_v1_")):
         tensors[f"{arch}/mean_rgb"] = np.array([123.68, 116.78, 103.94], np.float32)
     tensors["global_step"] = np.array(1, np.int64)
