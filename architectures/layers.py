@@ -25,17 +25,21 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ._packed import (
+    PackedCacheOwner,
+    PackedWeights,
+    bn_foldable,
     can_accumulate_into,
+    conv_bn_weights,
     packed_activation,
     packed_conv,
     packed_conv_add_,
+    packed_weights,
     packing_applies,
 )
 
@@ -54,6 +58,7 @@ __all__ = [
     "SpatialSqueeze",
     "Squeeze1x1",
     "batch_norm_after_conv",
+    "conv_then_bn",
     "make_padding",
     "pad_same",
     "same_padding_amounts",
@@ -111,7 +116,7 @@ def make_padding(
     return _pair(padding), False
 
 
-class Conv2dSame(nn.Conv2d):
+class Conv2dSame(PackedCacheOwner, nn.Conv2d):
     """``nn.Conv2d`` with TF padding semantics: ``padding`` is 'SAME', 'VALID' or explicit ints."""
 
     def __init__(
@@ -131,9 +136,9 @@ class Conv2dSame(nn.Conv2d):
         # depthwise convs take TF's asymmetric padding into the kernel (see the module docstring)
         self.pad_kernel = groups == in_channels == out_channels > 1 and d == (1, 1)
 
-    # set by architectures.optimize_for_inference; the packed weight is a cache (not state)
+    # set by architectures.optimize_for_inference (packed even with autograd on); the packed
+    # weight is a cache, not state (see architectures._packed)
     pack_for_inference = False
-    _packed_cache: tuple[torch.Tensor, tuple[object, ...], torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.runs_packed(x):
@@ -161,7 +166,7 @@ class Conv2dSame(nn.Conv2d):
 
     def runs_packed(self, x: torch.Tensor) -> bool:
         """Whether ``x`` takes the prepacked oneDNN path (see :mod:`architectures._packed`)."""
-        if not (self.pack_for_inference and packing_applies(self, x)):
+        if not packing_applies(self, x):
             return False
         if not self.dynamic_same:
             return not self._covers_input(x)  # the GEMM path is better
@@ -170,10 +175,19 @@ class Conv2dSame(nn.Conv2d):
             return top == bottom and left == right
         return True
 
+    def packed_weights(self, x: torch.Tensor) -> PackedWeights:
+        """This conv's own weight packed for ``x`` and its bias (cached)."""
+        w, b = self.weight, self.bias
+        return packed_weights(self, self, (w, b), lambda: (w, b), x)
+
     def forward_packed(
-        self, x: torch.Tensor, post_op: tuple[str, list[float]] = ("none", [])
+        self,
+        x: torch.Tensor,
+        post_op: tuple[str, list[float]] = ("none", []),
+        weights: Callable[[torch.Tensor], PackedWeights] | None = None,
     ) -> torch.Tensor:
-        """The conv and a fused activation on the packed weight (when :meth:`runs_packed`)."""
+        """The conv and a fused activation on the packed weight (when :meth:`runs_packed`);
+        ``weights`` gives another weight for the same geometry (a batch norm folded in)."""
         padding = self.padding
         if self.dynamic_same:
             top, bottom, left, right = self._same_padding(x)
@@ -181,10 +195,14 @@ class Conv2dSame(nn.Conv2d):
                 x, padding = F.pad(x, (left, right, top, bottom)), (0, 0)
             else:
                 padding = (top, left)
-        return packed_conv(self, x, padding, post_op)
+        return packed_conv(self, x, padding, post_op, (weights or self.packed_weights)(x))
 
     def forward_add_(
-        self, x: torch.Tensor, into: torch.Tensor, relu: bool = False
+        self,
+        x: torch.Tensor,
+        into: torch.Tensor,
+        relu: bool = False,
+        weights: Callable[[torch.Tensor], PackedWeights] | None = None,
     ) -> torch.Tensor | None:
         """``into += self(x)`` (then ReLU if ``relu``) as one call on the packed weight; returns
         ``into``, or None when that path does not apply (nothing is written then).
@@ -194,16 +212,8 @@ class Conv2dSame(nn.Conv2d):
         """
         if self.dynamic_same or not self.runs_packed(x) or not can_accumulate_into(self, x, into):
             return None
-        return packed_conv_add_(self, x, self.padding, into, relu)
-
-    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
-        self._packed_cache = None  # seen even where the weight has no version counter
-        super()._load_from_state_dict(*args, **kwargs)
-
-    def __getstate__(self) -> dict[str, object]:
-        state = self.__dict__.copy()  # pickling and deepcopy leave the packed cache behind
-        state.pop("_packed_cache", None)
-        return state
+        weights = (weights or self.packed_weights)(x)
+        return packed_conv_add_(self, x, self.padding, into, relu, weights)
 
     def _covers_input(self, x: torch.Tensor) -> bool:
         """A VALID conv whose kernel is exactly the input map (VGG's fc6 at 224x224, heads that
@@ -355,7 +365,7 @@ class AvgPool2dSame(_Pool2dSame):
         return summed / count
 
 
-class BatchNorm2d(nn.BatchNorm2d):
+class BatchNorm2d(PackedCacheOwner, nn.BatchNorm2d):
     """slim ``batch_norm``: ``scale=False`` (Inception, no gamma) keeps only a ``bias`` (beta).
 
     TF stores no gamma for ``scale=False``, so there is no ``weight`` to fill either: the mapping
@@ -381,7 +391,7 @@ _INPLACE_ACTS: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-class ConvBnAct(nn.Module):
+class ConvBnAct(PackedCacheOwner, nn.Module):
     """slim ``conv2d`` with ``normalizer_fn=batch_norm`` and an activation, in one TF scope.
 
     TF names: ``<scope>/weights`` (and ``biases`` when ``bias=True``), ``<scope>/BatchNorm/...``.
@@ -418,10 +428,10 @@ class ConvBnAct(nn.Module):
         self.act = act() if act is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.conv.pack_for_inference and isinstance(self.bn, nn.Identity):
-            post_op = packed_activation(self.act)
-            if post_op is not None and self.conv.runs_packed(x):
-                return self.conv.forward_packed(x, post_op)  # conv + bias + activation at once
+        post_op = packed_activation(self.act)
+        if post_op is not None and bn_foldable(self.bn) and self.conv.runs_packed(x):
+            # conv + batch norm + bias + activation in one oneDNN call
+            return self.conv.forward_packed(x, post_op, self.packed_weights)
         y = batch_norm_after_conv(self.bn, self.conv(x))
         inplace_act = _INPLACE_ACTS.get(type(self.act))
         if inplace_act is None or _autograd_needs(y):
@@ -431,11 +441,15 @@ class ConvBnAct(nn.Module):
     def forward_add_(
         self, x: torch.Tensor, into: torch.Tensor, relu: bool = False
     ) -> torch.Tensor | None:
-        """:meth:`Conv2dSame.forward_add_` for a block without activation whose batch norm is
-        folded (:func:`~architectures.optimize_for_inference`); None where it does not apply."""
-        if not (isinstance(self.bn, nn.Identity) and isinstance(self.act, nn.Identity)):
-            return None
-        return self.conv.forward_add_(x, into, relu)
+        """:meth:`Conv2dSame.forward_add_` for a block without activation, its batch norm
+        folded into the packed weight; None where it does not apply."""
+        if _hooked(self) or not (isinstance(self.act, nn.Identity) and bn_foldable(self.bn)):
+            return None  # a hook on this block must see its own call
+        return self.conv.forward_add_(x, into, relu, self.packed_weights)
+
+    def packed_weights(self, x: torch.Tensor) -> PackedWeights:
+        """The conv's weight with the batch norm folded in, packed for ``x`` (cached)."""
+        return conv_bn_weights(self, self.conv, self.bn, x)
 
 
 def _autograd_needs(y: torch.Tensor) -> bool:
@@ -470,7 +484,29 @@ def batch_norm_after_conv(bn: nn.Module, y: torch.Tensor) -> torch.Tensor:
     return torch.addcmul(shift.view(1, -1, 1, 1), y, scale.view(1, -1, 1, 1), out=y)
 
 
-class SeparableConv2dSame(nn.Module):
+def conv_then_bn(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``bn(conv(x))`` for a conv (or a separable conv without its own batch norm and
+    activation) and a sibling batch norm, as the NASNet cells place them. In inference the
+    batch norm is folded into the conv's packed weight (cached on the batch norm) and the pair
+    is one oneDNN call; see :mod:`architectures._packed`."""
+    if isinstance(conv, SeparableConv2dSame) and not _hooked(conv):
+        if isinstance(conv.bn, nn.Identity) and isinstance(conv.act, nn.Identity):
+            x, conv = conv.depthwise(x), conv.pointwise
+    if (
+        isinstance(conv, Conv2dSame)
+        and isinstance(bn, PackedCacheOwner)
+        and bn_foldable(bn)
+        and conv.runs_packed(x)
+    ):
+        return conv.forward_packed(x, ("none", []), lambda t: conv_bn_weights(bn, conv, bn, t))
+    return bn(conv(x))
+
+
+def _hooked(module: nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks)
+
+
+class SeparableConv2dSame(PackedCacheOwner, nn.Module):
     """slim ``separable_conv2d``: depthwise (``depthwise_weights``) then 1x1
     (``pointwise_weights``), both in one TF scope, then an optional batch norm (``BatchNorm``)
     or bias, and an activation."""
@@ -504,7 +540,15 @@ class SeparableConv2dSame(nn.Module):
         self.act = act() if act is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(self.pointwise(self.depthwise(x))))
+        y = self.depthwise(x)
+        post_op = packed_activation(self.act)
+        if post_op is not None and bn_foldable(self.bn) and self.pointwise.runs_packed(y):
+            return self.pointwise.forward_packed(y, post_op, self.packed_weights)
+        return self.act(self.bn(self.pointwise(y)))
+
+    def packed_weights(self, x: torch.Tensor) -> PackedWeights:
+        """The pointwise weight with the batch norm folded in, packed for ``x`` (cached)."""
+        return conv_bn_weights(self, self.pointwise, self.bn, x)
 
 
 class GlobalAvgPool(nn.Module):
