@@ -34,6 +34,7 @@ Slim quirks reproduced here:
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from functools import partial
 
 import torch
@@ -79,7 +80,8 @@ STEM_DEPTH = 32
 HEAD_DEPTH = 1280
 
 # slim conv2d / separable_conv2d under V2_DEF: batch norm (eps 1e-3, gamma) and ReLU6
-ConvBnRelu6 = partial(ConvBnAct, bn_eps=1e-3, bn_scale=True, act=partial(nn.ReLU6, inplace=True))
+RELU6 = partial(nn.ReLU6, inplace=True)
+ConvBnRelu6 = partial(ConvBnAct, bn_eps=1e-3, bn_scale=True, act=RELU6)
 
 
 def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
@@ -101,21 +103,38 @@ class ExpandedConv(nn.Module):
 
     End points (slim's ``layer_<n>/...``): ``expansion_output`` (after ``expand``),
     ``depthwise_output`` (after ``depthwise``), ``output`` (after the residual add).
+
+    MobileNet v3 (:mod:`architectures.mobilenet_v3`) uses the same block with a 5x5 depthwise
+    kernel in places, its own activation (``act``, a module factory) and a ``squeeze_excite``
+    (a factory taking the inner depth) between ``depthwise`` and ``project``, slim's
+    ``expansion_transform``; v2 has 3x3, ReLU6 and none.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, inner: int, stride: int) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        inner: int,
+        stride: int,
+        *,
+        kernel_size: int = 3,
+        act: Callable[[], nn.Module] = RELU6,
+        squeeze_excite: Callable[[int], nn.Module] | None = None,
+    ) -> None:
         super().__init__()
+        conv_bn_act = partial(ConvBnAct, bn_eps=1e-3, bn_scale=True, act=act)
         # slim adds the expansion only when it widens the input (not in the first block)
         self.has_expansion = inner > in_channels
         if not self.has_expansion:
             inner = in_channels
-        self.expand = ConvBnRelu6(in_channels, inner, 1) if self.has_expansion else nn.Identity()
-        self.depthwise = ConvBnRelu6(inner, inner, 3, stride=stride, groups=inner)
+        self.expand = conv_bn_act(in_channels, inner, 1) if self.has_expansion else nn.Identity()
+        self.depthwise = conv_bn_act(inner, inner, kernel_size, stride=stride, groups=inner)
+        self.squeeze_excite = squeeze_excite(inner) if squeeze_excite else nn.Identity()
         self.project = ConvBnAct(inner, out_channels, 1, bn_eps=1e-3, act=None)  # linear
         self.residual = stride == 1 and in_channels == out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.project(self.depthwise(self.expand(x)))
+        out = self.project(self.squeeze_excite(self.depthwise(self.expand(x))))
         return out + x if self.residual else out
 
 
