@@ -112,6 +112,12 @@ class PackedCacheOwner:
         return state
 
 
+def register_post_op(act_type: type[nn.Module], post_op: tuple[str, list[float]]) -> None:
+    """Let the packed convs fuse an activation module of a family's own (e.g. MobileNet v3's
+    hard-swish as oneDNN's ``hardswish``): the same function, rounded differently."""
+    _POST_OPS[act_type] = post_op
+
+
 def packed_activation(act: nn.Module) -> tuple[str, list[float]] | None:
     """The oneDNN post-op equal to ``act``, or None if oneDNN cannot fuse it."""
     return _POST_OPS.get(type(act))
