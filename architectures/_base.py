@@ -8,6 +8,8 @@ from collections.abc import Iterator, Mapping
 import torch
 from torch import nn
 
+from ._input import check_input
+
 __all__ = ["ChainNet", "SlimNet"]
 
 
@@ -55,6 +57,7 @@ class SlimNet(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x)
         return self.forward_head(self.forward_features(x))
 
     def get_classifier(self) -> nn.Module:
@@ -81,6 +84,7 @@ class SlimNet(nn.Module):
         Meant for parity debugging and feature extraction; the tensors are detached copies taken
         as each module returns (networks may reuse an output's memory in place afterwards).
         """
+        check_input(x)
         captured: OrderedDict[str, torch.Tensor] = OrderedDict()
         handles = []
         for name, module in self.end_point_modules().items():

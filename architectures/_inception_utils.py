@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ._base import ChainNet
+from ._input import check_input
 from .layers import AvgPool2dSame, Concat, ConvBnAct, GlobalAvgPool, MaxPool2dSame
 
 __all__ = [
@@ -262,6 +263,7 @@ class InceptionNet(ChainNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Logits (N, classes); ``(logits, aux_logits)`` in training mode with ``aux_logits``."""
+        check_input(x)
         if not (self.training and self.aux_logits):
             return self.forward_head(self.forward_features(x))
         aux = None

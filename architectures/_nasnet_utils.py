@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._base import SlimNet
+from ._input import check_input
 from .layers import (
     AvgPool2dSame,
     BatchNorm2d,
@@ -602,6 +603,7 @@ class CellNetwork(SlimNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Logits; ``(logits, aux_logits)`` in training mode when built with ``aux_logits=True``."""
+        check_input(x)
         if not (self.training and self.aux_logits):
             return self.forward_head(self.forward_features(x))
         features, aux = self._forward_cells(x, with_aux=True)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._values import checked_value, report_casts
 from .layers import Conv1x1AsLinear
 
 __all__ = [
@@ -332,6 +333,7 @@ def load_tf_weights(
     *,
     skip: tuple[str, ...] = (),
     use_ema: bool = True,
+    allow_nonfinite: bool = False,
 ) -> LoadReport:
     """Fill ``model`` from a ``{tf_name: array}`` mapping (or a lazy checkpoint reader).
 
@@ -342,16 +344,29 @@ def load_tf_weights(
     :class:`zoo.errors.MappingError` listing the names. ``skip`` holds torch name prefixes to leave
     untouched (e.g. the classifier when loading a backbone for another class count); their
     checkpoint tensors are then ignored. ``use_ema`` takes ``<name>/ExponentialMovingAverage``
-    instead of ``<name>`` where the checkpoint has both.
+    instead of ``<name>`` where the checkpoint has both. Values must be float arrays, all finite
+    unless ``allow_nonfinite`` (see :mod:`._values`).
     """
     plan, report = plan_tf_weights(model, checkpoint, skip=skip, use_ema=use_ema)
+    casts: list[str] = []
     state = dict(model.named_parameters())
     state.update(dict(model.named_buffers()))
     with torch.no_grad():
         for torch_name, (source, layout) in plan.items():
-            value = np.asarray(checkpoint[source])
-            array = layout.to_torch(value)
             dest = state[torch_name]
+            value = checked_value(
+                source, checkpoint[source], _numpy_dtype(dest.dtype),
+                allow_nonfinite=allow_nonfinite, casts=casts,
+            )  # fmt: skip
+            array = layout.to_torch(value)
             dest.copy_(torch.from_numpy(np.ascontiguousarray(array)).to(dest.dtype))
             report.loaded.append(source)
+    report_casts(casts)
     return report
+
+
+def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    """The numpy dtype of a torch dtype (bfloat16: a 2-byte float)."""
+    if dtype.is_floating_point:
+        return np.dtype(f"f{dtype.itemsize}")
+    return torch.empty((), dtype=dtype).numpy().dtype

@@ -34,6 +34,10 @@ class Fault:
     cut_after: int | None = None  # send the full headers, then only this many body bytes
     ignore_range: bool = False  # answer 200 with the whole file even to a Range request
     body: bytes | None = None  # serve these bytes instead of the file (e.g. a changed file)
+    trickle: float | None = None  # send the body one byte every this many seconds
+    endless: bool = (
+        False  # no Content-Length, and the file's bytes repeated until the client hangs up
+    )
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._empty(404)
         if fault.body is not None:
             file = _File(fault.body, None, '"changed"')
+        if fault.endless:
+            return self._endless(file)
         size = file.size()
         start, end, status = 0, size, 200
         wanted = headers.get("range")
@@ -208,9 +214,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         stop = end if fault.cut_after is None else min(end, start + fault.cut_after)
         position = start
+        step = 1 if fault.trickle is not None else owner.CHUNK
         try:
             while position < stop:
-                chunk = file.read(position, min(stop, position + owner.CHUNK))
+                if fault.trickle is not None:
+                    self.wfile.flush()
+                    time.sleep(fault.trickle)
+                chunk = file.read(position, min(stop, position + step))
                 self.wfile.write(chunk)
                 position += len(chunk)
                 if owner.throttle:
@@ -221,6 +231,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         if fault.cut_after is not None:
             self.close_connection = True  # drop the connection mid-body
+
+    def _endless(self, file: _File) -> None:
+        """200 without a length: the body ends when the connection does (never, here)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/gzip")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        data = file.read(0, self.server.owner.CHUNK) or b"x"
+        try:
+            while True:
+                self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            return
 
     def _empty(self, status: int) -> None:
         self.send_response(status)

@@ -17,6 +17,11 @@ the files used. Two candidate checkpoints, or none, are an error listing what th
 A truncated or corrupt archive (bad gzip data, a CRC error, an early end) is an ``ArchiveError``
 too: the archive is read to its end, so the gzip checksum is always verified.
 
+Decompression is bounded: past ``max_bytes`` of tar stream (the caller's limit, e.g. a ratio of
+the tarball's size) the archive is refused as a decompression bomb, whether the bytes belong to
+a wanted member or to one that is skipped; a member whose header declares more than what is
+left of the limit is refused before any of it is written.
+
 The tarball is read once, front to back, in 1 MiB chunks (never whole in memory): ``tarfile``'s
 random-access mode on the decompressing stream, whose seeks are all forward (2-3x faster than its
 ``r|`` stream mode).
@@ -71,13 +76,19 @@ def normalize_member_name(name: str) -> str | None:
 
 
 def extract_members(
-    tarball: Path, wanted: Iterable[str], dest: Path, *, digest: hashlib._Hash | None = None
+    tarball: Path,
+    wanted: Iterable[str],
+    dest: Path,
+    *,
+    digest: hashlib._Hash | None = None,
+    max_bytes: int | None = None,
 ) -> dict[str, Path]:
     """Extract the regular files ``wanted`` (tarball paths) from ``tarball`` into ``dest``.
 
     Returns ``{wanted name: extracted path}``. ``dest`` must exist; nothing outside it is written.
     ``digest`` (e.g. ``hashlib.sha256()``) is fed every byte of the tarball file as it is read,
     so a caller can verify it without a pass of its own (before trusting what was extracted).
+    ``max_bytes``: the most bytes of decompressed tar stream to read (None: no limit).
     """
     wanted = set(wanted)
     dest = Path(dest).resolve()
@@ -92,11 +103,13 @@ def extract_members(
         raw = io.BufferedReader(_HashingReader(open(tarball, "rb"), digest), CHUNK)
         with (
             raw,
-            _decompressed(tarball, raw) as stream,
+            _decompressed(tarball, raw) as decompressed,
+            _Bounded(decompressed, max_bytes, tarball) as stream,
             tarfile.open(fileobj=stream, mode="r:") as tar,
         ):
             for member in tar:
                 name = _check(member, tarball)
+                stream.check_member(member)
                 if name:
                     listing.append(name)
                 if name not in wanted:
@@ -238,6 +251,55 @@ class _HashingReader(io.RawIOBase):
     def close(self) -> None:
         self._file.close()
         super().close()
+
+
+class _Bounded(io.RawIOBase):
+    """The decompressed tar stream, refused (``ArchiveError``) past ``limit`` bytes."""
+
+    def __init__(self, stream: IO[bytes], limit: int | None, tarball: Path) -> None:
+        self._stream, self._limit, self._tarball, self._position = stream, limit, tarball, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._stream.readinto(buffer) or 0
+        self._position += n
+        if self._limit is not None and self._position > self._limit:
+            raise self._bomb(f"it decompresses to more than {self._limit} bytes")
+        return n
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        # tarfile skips a member's data by seeking forward: read (and count) what is skipped
+        target = offset if whence == io.SEEK_SET else self._position + offset
+        if whence not in (io.SEEK_SET, io.SEEK_CUR) or target < self._position:
+            raise io.UnsupportedOperation("a tarball is read forward only")
+        if self._limit is not None and target > self._limit:
+            raise self._bomb(f"it skips to byte {target} of its decompressed stream")
+        scratch = bytearray(min(CHUNK, max(target - self._position, 1)))
+        while self._position < target:
+            view = memoryview(scratch)[: min(len(scratch), target - self._position)]
+            if not self.readinto(view):
+                break
+        return self._position
+
+    def check_member(self, member: tarfile.TarInfo) -> None:
+        """Refuse a member declaring more bytes than the limit leaves, before reading it."""
+        if self._limit is not None and self._position + member.size > self._limit:
+            raise self._bomb(f"its member {member.name!r} declares {member.size} bytes")
+
+    def _bomb(self, what: str) -> ArchiveError:
+        return ArchiveError(
+            f"{self._tarball} is refused as a decompression bomb: {what}, over the limit of "
+            f"{self._limit} bytes for a tarball of its size (ZOO_MAX_EXTRACT_RATIO). Nothing "
+            "was kept. If it is a genuine release, raise ZOO_MAX_EXTRACT_RATIO."
+        )
 
 
 def _check(member: tarfile.TarInfo, tarball: Path) -> str:

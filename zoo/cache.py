@@ -11,6 +11,12 @@ Layout of ``<cache>`` (``ZOO_CACHE_DIR``)::
     locks/<key>.lock            one lock per entry and one per download (``download.<tarball>``)
     tmp/<key>.<pid>.<random>/   extraction directory of a conversion in progress
 
+Entries of different releases of one model coexist: when ``weights/<key>.json`` was made from
+another tarball (another sha256: a process with another ``ZOO_REGISTRY``, or a release updated
+in the registry) than the one the registry in use names, the entry of this release lives at
+``weights/<key>@<first 16 hex digits of its tarball sha256>.*`` (:meth:`Cache.key_for`). So
+processes with different registries share one cache and neither deletes the other's entry.
+
 Everything is written under a temporary name in the same directory and renamed into place, so a
 process killed at any moment leaves nothing a later load would take for complete; temporaries of
 an entry are removed by the next process that holds its lock.
@@ -105,6 +111,19 @@ class Cache:
                 "(or cache_dir=...) to a writable directory"
             ) from None
 
+    def key_for(self, key: str, tarball_sha256: str | None) -> str:
+        """The key of ``key``'s entry made from the tarball ``tarball_sha256``: ``key`` itself
+        unless that entry was made from another tarball, then ``key@<sha256[:16]>``."""
+        if tarball_sha256 is None:
+            return key  # no hash to tell releases apart: the one entry (pinned on first use)
+        alternate = f"{key}@{tarball_sha256[:16]}"
+        if self.sidecar_path(alternate).exists():
+            return alternate
+        made_from = _sidecar_field(self.sidecar_path(key), "tarball_sha256")
+        if made_from is None or made_from == tarball_sha256:
+            return key
+        return alternate
+
     # ---------------------------------------------------------------- locks
 
     @contextlib.contextmanager
@@ -181,16 +200,30 @@ class Cache:
                 shutil.rmtree(path, ignore_errors=True)
 
     def commit(self, key: str, weights_tmp: Path, sidecar: Mapping[str, Any]) -> None:
-        """Move converted weights into place, then write the sidecar that makes them valid."""
-        os.replace(weights_tmp, self.weights_path(key))
+        """Move converted weights into place, then write the sidecar that makes them valid.
+
+        An entry being replaced stays whole until this moment (its replacement is written
+        and synced first); then its sidecar goes, so no moment pairs it with the new weights.
+        """
         sidecar_tmp = self.temp_file(key, ".json")
         with open(sidecar_tmp, "w", encoding="utf-8") as f:
             json.dump(dict(sidecar), f, indent=2, sort_keys=True)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
+        self.sidecar_path(key).unlink(missing_ok=True)
+        os.replace(weights_tmp, self.weights_path(key))
         os.replace(sidecar_tmp, self.sidecar_path(key))
         _fsync_dir(self.weights_dir)
+
+
+def _sidecar_field(path: Path, field: str) -> Any:
+    """One field of a sidecar, or None if it cannot be read."""
+    try:
+        sidecar = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return sidecar.get(field) if isinstance(sidecar, dict) else None
 
 
 def _sidecar_problem(

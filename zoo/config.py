@@ -17,6 +17,14 @@ environment variable   meaning                                     default
                        timeout or an HTTP 5xx
 ``ZOO_BACKOFF``        first wait between retries (doubled each    ``1``
                        time, at most 60 s)
+``ZOO_MIN_SPEED``      ``BYTES_PER_S[,WINDOW_S]``: a download      ``1024,60``
+                       slower than this over a window is dropped
+                       (and retried, resuming); ``0`` turns it off
+``ZOO_MAX_DOWNLOAD``   most MiB a download of unknown size may     ``4096``
+                       take (the registry has no size for it)
+``ZOO_MAX_EXTRACT_``   a tarball may decompress to this many       ``20``
+``RATIO``              times its size (at least 64 MiB); more is
+                       refused as a decompression bomb
 ``ZOO_LOCK_TIMEOUT``   seconds to wait for another process that    ``3600``
                        downloads or converts the same model
 ``ZOO_KEEP_TARBALLS``  ``1``: keep verified tarballs in            ``0``
@@ -70,6 +78,10 @@ class Settings:
     retries: int = 5
     backoff: float = 1.0
     backoff_max: float = 60.0
+    min_speed: float = 1024.0  # bytes per second, averaged over speed_window; 0: no rule
+    speed_window: float = 60.0
+    max_download: int = 4096 << 20  # bytes, for a download whose size is unknown
+    max_extract_ratio: float = 20.0  # decompressed / compressed bytes of a tarball
     lock_timeout: float = 3600.0
     keep_tarballs: bool = False
 
@@ -93,6 +105,7 @@ def resolve(
     """Settings from the environment, with the non-``None`` keyword arguments taking precedence."""
     env = os.environ
     connect, read = _timeouts(env.get("ZOO_TIMEOUT", ""))
+    min_speed, window = _min_speed(env.get("ZOO_MIN_SPEED", ""))
     registry = env.get("ZOO_REGISTRY") or None
     return Settings(
         cache_dir=Path(cache_dir or env.get("ZOO_CACHE_DIR") or default_cache_dir()).expanduser(),
@@ -103,6 +116,10 @@ def resolve(
         read_timeout=read,
         retries=int(_number("ZOO_RETRIES", 5, minimum=0)),
         backoff=_number("ZOO_BACKOFF", 1.0, minimum=0),
+        min_speed=min_speed,
+        speed_window=window,
+        max_download=int(_number("ZOO_MAX_DOWNLOAD", 4096, minimum=0) * (1 << 20)),
+        max_extract_ratio=_number("ZOO_MAX_EXTRACT_RATIO", 20.0, minimum=1),
         lock_timeout=_number("ZOO_LOCK_TIMEOUT", 3600.0, minimum=0),
         keep_tarballs=_flag("ZOO_KEEP_TARBALLS"),
     )
@@ -167,3 +184,19 @@ def _timeouts(raw: str) -> tuple[float, float]:
             f"ZOO_TIMEOUT must be CONNECT or CONNECT,READ in seconds (e.g. 10,60), found {raw!r}"
         )
     return values[0], values[-1]
+
+
+def _min_speed(raw: str) -> tuple[float, float]:
+    raw = raw.strip()
+    if not raw:
+        return 1024.0, 60.0
+    try:
+        values = [float(p) for p in raw.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or not values[0] >= 0 or not values[-1] > 0:
+        raise ConfigError(
+            "ZOO_MIN_SPEED must be BYTES_PER_SECOND or BYTES_PER_SECOND,WINDOW_SECONDS (e.g. "
+            f"1024,60; 0 turns the rule off), found {raw!r}"
+        )
+    return values[0], (values[1] if len(values) == 2 else 60.0)

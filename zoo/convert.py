@@ -19,6 +19,7 @@ from torch import nn
 
 import architectures
 from architectures._tf import plan_tf_weights
+from architectures._values import checked_value, report_casts
 
 from .safetensors_stream import TensorSpec, write_streaming
 
@@ -64,16 +65,20 @@ def convert_to_safetensors(
     num_classes: int,
     use_ema: bool = True,
     metadata: Mapping[str, str] | None = None,
+    allow_nonfinite: bool = False,
 ) -> Conversion:
     """Write the torch state dict of ``architecture`` filled from ``checkpoint`` to ``out``.
 
     ``checkpoint`` is a ``{tf_name: array}`` mapping or a lazy reader (``zoo.open_checkpoint``).
-    Raises :class:`zoo.MappingError` (nothing written) when it does not fit the network.
+    Raises :class:`zoo.MappingError` (nothing written) when it does not fit the network, or a
+    value is not a float array or holds NaN/inf (unless ``allow_nonfinite``).
     """
     model = build_skeleton(architecture, num_classes)
     plan, report = plan_tf_weights(model, checkpoint, use_ema=use_ema)
     state = model.state_dict(keep_vars=True)  # persistent tensors, in the module's order
     specs = [TensorSpec(n, _numpy_dtype(t.dtype, n), tuple(t.shape)) for n, t in state.items()]
+
+    casts: list[str] = []
 
     def arrays() -> Iterator[np.ndarray]:
         for spec in specs:
@@ -81,13 +86,18 @@ def convert_to_safetensors(
                 source, layout = plan[spec.name]
                 # a view in torch layout: the writer copies it block by block (and casts, e.g.
                 # a float16 checkpoint), so one tensor is in memory at a time, and once
-                yield layout.to_torch(np.asarray(checkpoint[source]))
+                value = checked_value(
+                    source, checkpoint[source], spec.dtype,
+                    allow_nonfinite=allow_nonfinite, casts=casts,
+                )  # fmt: skip
+                yield layout.to_torch(value)
             elif spec.name.endswith("num_batches_tracked"):
                 yield np.zeros(spec.shape, spec.dtype)  # torch's count, not stored by TF
             else:  # pragma: no cover - tf_mapping covers every other parameter and buffer
                 raise AssertionError(f"{spec.name} has no TF source")
 
     size, crc = write_streaming(out, specs, arrays(), metadata)
+    report_casts(casts)
     return Conversion(len(specs), size, crc, tuple(report.ema), tuple(report.ignored))
 
 

@@ -13,7 +13,18 @@ and sha256 have been checked. What it survives:
   does not start where we asked: the partial file is dropped and the download restarts from zero;
 * a wrong size or hash: the partial file is deleted and :class:`~zoo.errors.DownloadError` names
   the URL, expected and found values and what to do. If part of the file came from an earlier
-  attempt, the whole file is downloaded once more before giving up.
+  attempt, the whole file is downloaded once more before giving up;
+* a server that trickles: a transfer slower than ``ZOO_MIN_SPEED`` over its window is dropped
+  (and retried like a timeout), so no download lasts forever; a body of unknown size longer
+  than ``ZOO_MAX_DOWNLOAD`` MiB is refused;
+* errors that waiting cannot heal (a host name that does not resolve, a refused connection, an
+  HTTP 4xx other than 408/429) fail at once, not after the retries, with a short first line
+  ("cannot reach HOST: no network? ...");
+* a file system error while writing (a full disk, a file size limit, a read-only cache):
+  :class:`~zoo.errors.CacheError` saying so.
+
+When stderr is not a terminal (no progress bar: notebooks' logs, CI, batch jobs), each download
+prints one line to stderr: URL, size and destination.
 
 The caller holds the download's file lock (see :mod:`zoo.cache`); this module does no locking.
 The bytes are stored as served (``Accept-Encoding: identity``, no transparent decompression).
@@ -27,8 +38,10 @@ import logging
 import os
 import random
 import re
+import socket
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +50,7 @@ import requests
 import urllib3
 
 from .config import Settings
-from .errors import DownloadError
+from .errors import CacheError, DownloadError
 
 __all__ = ["Downloaded", "ProgressCallback", "download", "sha256_of_file"]
 
@@ -65,6 +78,10 @@ class _Transient(Exception):
     """A failure worth retrying (network trouble or a server-side error)."""
 
 
+class _Unreachable(Exception):
+    """A failure that retrying cannot heal: no such host, connection refused."""
+
+
 class _Restart(Exception):
     """The partial file cannot be continued: start again from byte zero."""
 
@@ -90,12 +107,27 @@ def download(
     for a tqdm bar on a terminal (quiet otherwise), ``False`` for none, or a callback.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    job = _Job(url, dest, settings, size, sha256, progress, description or dest.name)
     try:
-        return job.run()
-    finally:
-        job.close()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        job = _Job(url, dest, settings, size, sha256, progress, description or dest.name)
+        try:
+            return job.run()
+        finally:
+            job.close()
+    except OSError as exc:
+        if isinstance(exc, requests.RequestException):  # (an OSError too) already classified
+            raise
+        raise _disk_error(exc, url, dest) from exc
+
+
+def _disk_error(exc: OSError, url: str, dest: Path) -> CacheError:
+    where = exc.filename or dest.with_name(dest.name + ".part")  # (a buffered write names none)
+    return CacheError(
+        f"cannot write the download of {url} to {where}: {exc.strerror or exc}. Is the disk "
+        "full, over a quota or a file size limit (ulimit -f), or the cache read-only? Free "
+        "space or point ZOO_CACHE_DIR at another file system; the partial file is kept and the "
+        "next call resumes it."
+    )
 
 
 class _Job:
@@ -126,6 +158,12 @@ class _Job:
                 total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=description,
                 disable=None, file=sys.stderr, leave=False,
             )  # fmt: skip
+            if self.bar.disable:  # not a terminal: one line, so a long download is no mystery
+                print(
+                    f"slimzoo: downloading {url} ({_human(size)}) to {dest}",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     def close(self) -> None:
         self.session.close()
@@ -177,6 +215,14 @@ class _Job:
                 errors.append(str(why))
             except _Transient as exc:
                 errors.append(str(exc))
+            except _Unreachable as exc:
+                host = urllib.parse.urlsplit(self.url).netloc or self.url
+                raise DownloadError(
+                    f"cannot reach {host}: no network? set ZOO_MIRROR or use slimzoo-warm "
+                    f"--from-dir\n{self.url}: {exc}; not retried (waiting does not help). "
+                    "Check the URL, network or proxy, or copy the tarball onto this machine "
+                    "and import it with zoo.import_tarball(path)."
+                ) from None
             attempt += 1
             if attempt >= attempts:
                 raise DownloadError(
@@ -221,6 +267,9 @@ class _Job:
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
             raise DownloadError(f"invalid download URL {self.url!r}: {exc}") from None
         except requests.RequestException as exc:
+            why = _unhealable(exc)
+            if why is not None:
+                raise _Unreachable(f"{why} ({_innermost(exc)})") from None
             raise _Transient(_describe(exc)) from None
         with response:
             status = response.status_code
@@ -235,6 +284,13 @@ class _Job:
                     "tarball onto this machine and import it with zoo.import_tarball(path)."
                 )
             total = self._total(response)
+            limit = self.size if self.size is not None else self.settings.max_download
+            if total is not None and self.size is None and total > limit:
+                raise DownloadError(
+                    f"{self.url} is {total} bytes, more than ZOO_MAX_DOWNLOAD "
+                    f"({limit >> 20} MiB) allows for a file of unknown size; raise "
+                    "ZOO_MAX_DOWNLOAD if this is expected, or add the size to the registry."
+                )
             if status == 200 and self.offset:
                 log.info("%s: the server sent the whole file (no Range support, or it changed)",
                          self.url)  # fmt: skip
@@ -254,6 +310,7 @@ class _Job:
             with open(self.part, "r+b" if self.offset else "wb") as out:
                 out.seek(self.offset)
                 out.truncate()
+                speed = _SpeedRule(self.settings, self.offset)
                 for chunk in self._body(response):
                     out.write(chunk)
                     self.hasher.update(chunk)
@@ -261,6 +318,15 @@ class _Job:
                     self._progress(len(chunk), total)
                     if self.size is not None and self.offset > self.size:
                         raise _Restart(f"the server sent more than the expected {self.size} bytes")
+                    if self.size is None and self.offset > limit:
+                        self._discard()
+                        raise DownloadError(
+                            f"{self.url} sent more than ZOO_MAX_DOWNLOAD ({limit >> 20} MiB) "
+                            "and its size is unknown (the registry has none): stopped, the "
+                            "partial file was deleted. Raise ZOO_MAX_DOWNLOAD if the file is "
+                            "really that large, or add its size and sha256 to the registry."
+                        )
+                    speed.check(self.offset)
             if total is not None and self.offset < total:
                 raise _Transient(f"connection closed after {self.offset} of {total} bytes")
 
@@ -277,9 +343,19 @@ class _Job:
         return int(length) if length and length.isdigit() else None
 
     def _body(self, response: requests.Response) -> Iterator[bytes]:
+        """The body as it arrives (``read1``: whatever is there, so a trickle of bytes still
+        returns control to the speed rule)."""
+        raw = response.raw
         try:
-            yield from response.raw.stream(CHUNK, decode_content=False)
-        except (urllib3.exceptions.HTTPError, requests.RequestException, ConnectionError) as exc:
+            if not hasattr(raw, "read1"):  # pragma: no cover - urllib3 1.x
+                yield from raw.stream(64 << 10, decode_content=False)
+                return
+            while True:
+                chunk = raw.read1(CHUNK, decode_content=False)
+                if not chunk:
+                    return
+                yield chunk
+        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
             raise _Transient(_describe(exc)) from None
 
     # ---------------------------------------------------------------- partial-file state
@@ -353,9 +429,74 @@ def _hash_prefix(path: Path, limit: int | None) -> hashlib._Hash:
     return hasher
 
 
+class _SpeedRule:
+    """``ZOO_MIN_SPEED``: fewer than ``min_speed * window`` bytes in a window drops the
+    transfer (a server sending a byte now and then never hits the per-read timeout)."""
+
+    def __init__(self, settings: Settings, offset: int) -> None:
+        self.rate, self.window = settings.min_speed, settings.speed_window
+        self.start, self.offset = time.monotonic(), offset
+
+    def check(self, offset: int) -> None:
+        if not self.rate:
+            return
+        now = time.monotonic()
+        elapsed = now - self.start
+        if elapsed < self.window:
+            return
+        speed = (offset - self.offset) / elapsed
+        if speed < self.rate:
+            raise _Transient(
+                f"the transfer is too slow: {speed:.0f} bytes/s over the last {elapsed:.1f} s, "
+                f"below ZOO_MIN_SPEED ({self.rate:g} bytes/s over {self.window:g} s)"
+            )
+        self.start, self.offset = now, offset
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps (causes, contexts, urllib3's ``reason``, exception args)."""
+    stack, seen = [exc], set()
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        stack += [a for a in e.args if isinstance(a, BaseException)]
+        stack += [getattr(e, "reason", None), e.__context__, e.__cause__]
+
+
+def _unhealable(exc: BaseException) -> str | None:
+    """Why retrying ``exc`` cannot help (None when it may)."""
+    for e in _causes(exc):
+        if isinstance(e, socket.gaierror) or type(e).__name__ == "NameResolutionError":
+            return "the host name does not resolve"
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused"
+    return None
+
+
+def _innermost(exc: BaseException) -> str:
+    """The text of the deepest error ``exc`` wraps (e.g. ``[Errno -2] Name or service not
+    known``), rather than urllib3's long wrapper messages."""
+    last = exc
+    for e in _causes(exc):
+        if isinstance(e, OSError) and not isinstance(e, requests.RequestException):
+            last = e
+    return str(last) or type(last).__name__
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text[:300]}"
+    if len(text) > 300:  # cut at a word, and say so
+        text = text[:300].rsplit(" ", 1)[0] + " ..."
+    return f"{type(exc).__name__}: {text}"
+
+
+def _human(size: int | None) -> str:
+    if size is None:
+        return "size unknown"
+    return f"{size / (1 << 20):.1f} MiB" if size >= 1 << 20 else f"{size} bytes"
 
 
 def _version() -> str:

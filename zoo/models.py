@@ -15,7 +15,9 @@ import architectures
 from architectures._fuse import fuse_bn as fold_batch_norms
 from architectures._packed import optimize_for_inference as optimize_model
 from architectures._tf import checkpoint_num_classes, load_tf_weights
+from architectures._values import check_finite_state
 
+from .arguments import check_load_arguments
 from .errors import CheckpointError, ConfigError, MappingError, UnknownModelError
 from .hub import ProgressCallback
 
@@ -54,6 +56,7 @@ def load(
     progress: bool | ProgressCallback = True,
     fuse_bn: bool = False,
     optimize_for_inference: bool = False,
+    allow_nonfinite: bool = False,
     **model_kwargs: Any,
 ) -> nn.Module:
     """Build the slim network ``name``, optionally filled with TF weights, in eval mode.
@@ -96,6 +99,8 @@ def load(
             inference; one extra copy of the conv weights in memory; parameters stop
             requiring grad). See
             :func:`zoo.optimize_for_inference`.
+        allow_nonfinite: load a ``checkpoint`` or ``weights`` file holding NaN or inf values
+            (refused by default: a diverged run or a corrupt file).
         **model_kwargs: passed to the network (``global_pool``, ``output_stride``, ...).
 
     Raises:
@@ -106,6 +111,9 @@ def load(
         zoo.NoWeightsError: ``pretrained=True`` for a network without published weights.
         zoo.OfflineError, zoo.DownloadError, zoo.ArchiveError: see :func:`zoo.download_weights`.
     """
+    check_load_arguments(
+        name, num_classes=num_classes, checkpoint=checkpoint, weights=weights, pretrained=pretrained
+    )
     given = {
         "pretrained=True": bool(pretrained),
         "checkpoint": checkpoint is not None,
@@ -134,6 +142,8 @@ def load(
             skip_classifier=skip_classifier,
             model_kwargs=model_kwargs,
         )
+        if not allow_nonfinite:
+            check_finite_state(model.state_dict(), f"the weights file {weights}")
     else:
         constructor = architectures.get_constructor(name)
         kwargs = dict(model_kwargs)
@@ -147,6 +157,7 @@ def load(
                 num_classes=num_classes,
                 skip_classifier=skip_classifier,
                 use_ema=use_ema,
+                allow_nonfinite=allow_nonfinite,
             )
     if drop_background:
         drop_background_class(model, name)
@@ -382,6 +393,7 @@ def load_checkpoint_into(
     num_classes: int | None = None,
     skip_classifier: bool = False,
     use_ema: bool = True,
+    allow_nonfinite: bool = False,
 ) -> architectures.LoadReport:
     """Fill ``model`` from a TF checkpoint, adapting or checking its class count first."""
     if isinstance(checkpoint, (str, os.PathLike)):
@@ -401,7 +413,9 @@ def load_checkpoint_into(
                 f"Leave num_classes unset to load its {stored}-class classifier, or pass "
                 "skip_classifier=True to load everything but the classifier (for fine-tuning)."
             )
-    report = load_tf_weights(model, checkpoint, skip=skip, use_ema=use_ema)
+    report = load_tf_weights(
+        model, checkpoint, skip=skip, use_ema=use_ema, allow_nonfinite=allow_nonfinite
+    )
     log.info("%s: %s", type(model).__name__, report)
     model.load_report = report
     return report

@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 
+EXTRACT_FLOOR = 64 << 20  # a tarball may always decompress to this many bytes
+
 
 @dataclass(frozen=True)
 class CacheInfo:
@@ -142,36 +144,47 @@ def _download_weights(
     info = released_model_info(name)
     settings = config.resolve(cache_dir=cache_dir, offline=offline)
     cache = Cache(settings.cache_dir)
-    key = entry_key(name, use_ema)
-    state = cache.inspect(key, model=name, tarball_sha256=info.release.sha256, deep=verify)
+    release_sha = info.release.sha256
+    key = cache.key_for(entry_key(name, use_ema), release_sha)
+    state = cache.inspect(key, model=name, tarball_sha256=release_sha, deep=verify)
     if state.complete:
         return cache.weights_path(key), False
     if settings.offline and not cache.tarball_path(info.release.tarball).exists():
         raise _offline_error(info, cache, state)
 
     cache.ensure_dirs()
-    with cache.lock(key, settings.lock_timeout, f"downloading and converting {name}"):
-        state = cache.inspect(key, model=name, tarball_sha256=info.release.sha256, deep=verify)
-        if state.complete:  # another process made it while we waited
-            return cache.weights_path(key), False
-        recorded = _recorded_sha256(state)
-        if state.status == "invalid":
-            log.warning("cache entry of %s is invalid (%s): rebuilding it", name, state.problem)
-        cache.remove_entry(key)
-        cache.remove_temporaries(key)
-        # The tarball's own lock (entries with and without EMA share it) is held until the
-        # conversion is done and the tarball deleted, so no other entry reads it meanwhile.
-        download_lock = f"download.{info.release.tarball}"
-        with cache.lock(download_lock, settings.lock_timeout, f"downloading {info.name}"):
-            tarball, tarball_hash, source, origin = _obtain_tarball(
-                info, cache, settings, progress, recorded
-            )
-            try:
-                _build_entry(cache, key, info, tarball, tarball_hash, source, use_ema, origin)
-            finally:
-                if not settings.keep_tarballs:
-                    tarball.unlink(missing_ok=True)
-    return cache.weights_path(key), True
+    while True:
+        with cache.lock(key, settings.lock_timeout, f"downloading and converting {name}"):
+            if cache.key_for(entry_key(name, use_ema), release_sha) != key:
+                # another process just made this key the entry of another release: ours is
+                # the alternate key (never build over another release's complete entry)
+                key = cache.key_for(entry_key(name, use_ema), release_sha)
+                continue
+            state = cache.inspect(key, model=name, tarball_sha256=release_sha, deep=verify)
+            if state.complete:  # another process made it while we waited
+                return cache.weights_path(key), False
+            recorded = _recorded_sha256(state)
+            if state.status == "invalid":
+                log.warning("cache entry of %s is invalid (%s): rebuilding it", name, state.problem)
+            # (the old entry stays until its replacement is committed: a failed download
+            # leaves it as it was)
+            cache.remove_temporaries(key)
+            # The tarball's own lock (entries with and without EMA share it) is held until the
+            # conversion is done and the tarball deleted, so no other entry reads it meanwhile.
+            download_lock = f"download.{info.release.tarball}"
+            with cache.lock(download_lock, settings.lock_timeout, f"downloading {info.name}"):
+                tarball, tarball_hash, source, origin = _obtain_tarball(
+                    info, cache, settings, progress, recorded
+                )
+                try:
+                    _build_entry(
+                        cache, key, info, tarball, tarball_hash, source, use_ema, origin,
+                        max_extract=settings.max_extract_ratio,
+                    )  # fmt: skip
+                finally:
+                    if not settings.keep_tarballs:
+                        tarball.unlink(missing_ok=True)
+            return cache.weights_path(key), True
 
 
 def import_tarball(
@@ -207,23 +220,31 @@ def _import_tarball(
     info = released_model_info(name) if name is not None else _model_of_tarball(path.name)
     settings = config.resolve(cache_dir=cache_dir)
     cache = Cache(settings.cache_dir)
-    key = entry_key(info.name, use_ema)
+    key = cache.key_for(entry_key(info.name, use_ema), info.release.sha256)
 
     size = path.stat().st_size
     cache.ensure_dirs()
     with cache.lock(key, settings.lock_timeout, f"converting {info.name}"):
+        if cache.key_for(entry_key(info.name, use_ema), info.release.sha256) != key:
+            # another process just made our key another release's entry: start again
+            return _import_tarball(path, name, cache_dir=cache_dir, use_ema=use_ema)
         state = cache.inspect(key, model=info.name, tarball_sha256=info.release.sha256)
         expected = info.release.sha256 or _recorded_sha256(state)
         if info.release.size is not None and size != info.release.size:
             raise _not_the_release(path, info, f"expected {info.release.size} bytes, found {size}")
+        # hashed before anything is extracted: a file that is not the release writes nothing
+        sha256 = hub.sha256_of_file(path)
+        if expected is not None and sha256 != expected:
+            raise _not_the_release(path, info, f"expected sha256 {expected}, found {sha256}")
         made_from = state.sidecar.get("tarball_sha256") if state.complete else None
-        if made_from and made_from == hub.sha256_of_file(path):
+        if made_from and made_from == sha256:
             return cache.weights_path(key), False  # already imported from this very file
         source = "registry" if info.release.sha256 else ("recorded" if expected else "observed")
-        cache.remove_entry(key)
-        cache.remove_temporaries(key)
-        # hashed while it is extracted, checked before anything is converted
-        _build_entry(cache, key, info, path, (None, size), source, use_ema, str(path), expected)
+        cache.remove_temporaries(key)  # (an old entry stays until the new one is committed)
+        _build_entry(
+            cache, key, info, path, (sha256, size), source, use_ema, str(path),
+            max_extract=settings.max_extract_ratio,
+        )  # fmt: skip
     return cache.weights_path(key), True
 
 
@@ -247,7 +268,7 @@ def cache_info(
     """
     info = released_model_info(name)
     cache = Cache(config.resolve(cache_dir=cache_dir).cache_dir)
-    key = entry_key(name, use_ema)
+    key = cache.key_for(entry_key(name, use_ema), info.release.sha256)
     state = cache.inspect(key, model=name, tarball_sha256=info.release.sha256, deep=verify)
     weights = cache.weights_path(key)
     tarball = cache.tarball_path(info.release.tarball)
@@ -376,11 +397,13 @@ def _build_entry(
     use_ema: bool,
     origin: str,
     expected_sha256: str | None = None,
+    max_extract: float | None = None,
 ) -> None:
     """Extract the checkpoint, convert it, and commit the entry (with the entry lock held).
 
     ``tarball_hash`` is ``(sha256, size)``; a ``None`` sha256 is computed while extracting and
-    checked against ``expected_sha256`` before anything is converted.
+    checked against ``expected_sha256`` before anything is converted. ``max_extract``: the
+    most the tarball may decompress to, as a multiple of its size (at least ``EXTRACT_FLOOR``).
     """
     from . import __version__
     from .checkpoint import open_checkpoint
@@ -392,7 +415,10 @@ def _build_entry(
     try:
         digest = hashlib.sha256() if sha256 is None else None
         try:
-            extracted = archive.extract_members(tarball, release.files, workdir, digest=digest)
+            limit = None if max_extract is None else max(int(max_extract * size), EXTRACT_FLOOR)
+            extracted = archive.extract_members(
+                tarball, release.files, workdir, digest=digest, max_bytes=limit
+            )
         except ArchiveError:
             # a file that is not the release at all: say that, not what it lacks
             if digest is not None and expected_sha256 is not None:

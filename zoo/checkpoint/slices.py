@@ -11,6 +11,8 @@ slices of partitioned variables (the full variable's entry lists them).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -59,20 +61,58 @@ class TensorSlice:
 
 
 def check_cover(shape: tuple[int, ...], slices: list[TensorSlice], what: str) -> None:
-    """The slices must tile ``shape`` exactly: inside it, pairwise disjoint, nothing missing."""
+    """The slices must tile ``shape`` exactly: inside it, pairwise disjoint, nothing missing.
+
+    O(n log n) for the layouts TF writes (its partitioners cut each dimension into intervals,
+    so the slices form a grid); other layouts fall back to a sweep along the dimension with
+    the most distinct intervals, comparing each slice with the ones it meets on that axis.
+    """
     boxes = [s.bounds(shape) for s in slices]
-    for i, a in enumerate(boxes):
-        for j in range(i):
-            b = boxes[j]
-            if all(max(a0, b0) < min(a1, b1) for (a0, a1), (b0, b1) in zip(a, b)):
-                raise CheckpointError(f"{what}: slices {slices[j]} and {slices[i]} overlap")
+    pair = _overlapping_pair(boxes)
+    if pair is not None:
+        first, second = sorted(pair)
+        raise CheckpointError(f"{what}: slices {slices[first]} and {slices[second]} overlap")
     covered = sum(_volume(box) for box in boxes)
     total = _volume(tuple((0, d) for d in shape))
     if covered != total:
+        listed = ", ".join(map(str, slices[:8])) + (", ..." if len(slices) > 8 else "")
         raise CheckpointError(
-            f"{what}: its saved slices ({', '.join(map(str, slices))}) cover {covered} of the "
+            f"{what}: its {len(slices)} saved slices ({listed}) cover {covered} of the "
             f"{total} elements of shape {list(shape)}; the checkpoint is incomplete"
         )
+
+
+Box = tuple[tuple[int, int], ...]
+
+
+def _overlapping_pair(boxes: list[Box]) -> tuple[int, int] | None:
+    """Indexes of two boxes that share an element, or None."""
+    live = [i for i, box in enumerate(boxes) if _volume(box)]  # empty boxes overlap nothing
+    if len(live) < 2:
+        return None
+    rank = len(boxes[live[0]])
+    axes = [sorted({boxes[i][d] for i in live}) for d in range(rank)]
+    if all(all(a[1] <= b[0] for a, b in itertools.pairwise(ivs)) for ivs in axes):
+        # a grid: per dimension, two slices' intervals are equal or disjoint, so two slices
+        # overlap exactly when they are the same box
+        seen: dict[Box, int] = {}
+        for i in live:
+            j = seen.setdefault(boxes[i], i)
+            if j != i:
+                return j, i
+        return None
+    axis = max(range(rank), key=lambda d: len(axes[d]))
+    order = sorted(live, key=lambda i: boxes[i][axis][0])
+    active: list[tuple[int, int]] = []  # heap of (stop on the axis, box index)
+    for i in order:
+        start = boxes[i][axis][0]
+        while active and active[0][0] <= start:
+            heapq.heappop(active)
+        for _, j in active:
+            if all(max(a0, b0) < min(a1, b1) for (a0, a1), (b0, b1) in zip(boxes[i], boxes[j])):
+                return j, i
+        heapq.heappush(active, (boxes[i][axis][1], i))
+    return None
 
 
 def _volume(box: tuple[tuple[int, int], ...]) -> int:

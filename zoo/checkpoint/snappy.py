@@ -42,6 +42,8 @@ def _decompress(data: bytes) -> bytes:
                 raise SnappyError("literal runs past the end of the block")
             out += data[pos : pos + n]
             pos += n
+            if len(out) > length:
+                raise SnappyError(f"decoded more than the {length} bytes the header declares")
             continue
         if kind == 1:
             n = 4 + ((tag >> 2) & 7)
@@ -57,6 +59,8 @@ def _decompress(data: bytes) -> bytes:
         # a copy may overlap the bytes it produces: then it repeats the last `offset` bytes
         pattern = out[len(out) - offset : len(out) - offset + n]
         out += (pattern * (n // len(pattern) + 1))[:n]
+        if len(out) > length:  # a crafted block cannot make us build more than it declares
+            raise SnappyError(f"decoded more than the {length} bytes the header declares")
     if len(out) != length:
         raise SnappyError(f"decoded {len(out)} bytes, the header says {length}")
     return bytes(out)

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import CheckpointError
 from . import dtypes
+from .limits import check_declared
 from .proto import (
     FIXED32,
     FIXED64,
@@ -137,6 +138,7 @@ class V1Bundle:
         meta, dtype = self._meta[name], self.dtype(name)
         pieces = self._pieces[name]
         what = f"{pieces[0][1].path if pieces else self.files[0]}: {name!r}"
+        check_declared(meta.shape, _min_bytes(dtype), sum(s.size for s in self._sources), what)
         if len(pieces) != 1 or not pieces[0][0].is_full():
             check_cover(meta.shape, [slc for slc, _ in pieces], what)
         out = np.empty(meta.shape, dtype.storage or object)
@@ -192,6 +194,14 @@ class V1Bundle:
     def close(self) -> None:
         for source in self._sources:
             source.close()
+
+
+def _min_bytes(dtype: dtypes.DType) -> int:
+    """The fewest file bytes one element of ``dtype`` takes in a V1 record."""
+    kind = VALUE_FIELDS[dtype.name][1]
+    if kind == "bytes":
+        return 2  # a field tag and a length
+    return 1 if kind == "varint" else dtype.storage.itemsize
 
 
 def _tensor_proto(record: Record, name: str) -> tuple[int, int]:

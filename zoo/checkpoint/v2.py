@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import CheckpointError, ChecksumError
 from . import dtypes
 from .crc import crc32c, unmask
+from .limits import check_declared
 from .proto import BundleEntry, BundleHeader, ProtoError, decode_packed_varints
 from .slices import check_cover, encode_slice_key
 from .source import FileSource
@@ -102,6 +103,7 @@ class V2Bundle:
                     "file of the checkpoint."
                 )
             self.files.append(path)
+        self.data_bytes = sum(p.stat().st_size for p in self.files[1:])
 
     # ------------------------------------------------------------------ metadata
 
@@ -130,6 +132,11 @@ class V2Bundle:
     def read(self, name: str) -> np.ndarray:
         entry = self.entry(name)
         dtype = self.dtype(name)
+        if not entry.slices:
+            self._locate(name, entry)  # a truncated file is named as such, first
+        # every element takes its itemsize in a data file (a string: at least its length byte)
+        min_bytes = 1 if dtype.is_string else dtype.storage.itemsize
+        check_declared(entry.shape, min_bytes, self.data_bytes, f"{self.index_file}: {name!r}")
         if not entry.slices:
             return dtype.to_numpy(self._read_entry(name, entry, dtype))
         return dtype.to_numpy(self._read_partitioned(name, entry, dtype))
@@ -162,18 +169,7 @@ class V2Bundle:
     def _read_entry(
         self, name: str, entry: BundleEntry, dtype: dtypes.DType, into: np.ndarray | None = None
     ) -> np.ndarray:
-        if not 0 <= entry.shard_id < self.num_shards:
-            raise CheckpointError(
-                f"{self.index_file}: {name!r} is in shard {entry.shard_id}, but the checkpoint "
-                f"has {self.num_shards} shards"
-            )
-        source = self._source(entry.shard_id)
-        if entry.offset < 0 or entry.offset + entry.size > source.size:
-            raise CheckpointError(
-                f"{source.path} is truncated: {name!r} needs bytes {entry.offset}.."
-                f"{entry.offset + entry.size}, the file has {source.size} bytes. Download or "
-                "copy the checkpoint again."
-            )
+        source = self._locate(name, entry)
         if dtype.is_string:
             return self._read_strings(name, entry, source)
         count = math.prod(entry.shape)
@@ -191,14 +187,36 @@ class V2Bundle:
             out = out.byteswap(inplace=True)
         return out
 
+    def _locate(self, name: str, entry: BundleEntry) -> FileSource:
+        """The data file holding ``entry``, checked to hold all of its bytes."""
+        if not 0 <= entry.shard_id < self.num_shards:
+            raise CheckpointError(
+                f"{self.index_file}: {name!r} is in shard {entry.shard_id}, but the checkpoint "
+                f"has {self.num_shards} shards"
+            )
+        source = self._source(entry.shard_id)
+        if entry.offset < 0 or entry.size < 0 or entry.offset + entry.size > source.size:
+            raise CheckpointError(
+                f"{source.path} is truncated: {name!r} needs bytes {entry.offset}.."
+                f"{entry.offset + entry.size}, the file has {source.size} bytes. Download or "
+                "copy the checkpoint again."
+            )
+        return source
+
     def _read_strings(self, name: str, entry: BundleEntry, source: FileSource) -> np.ndarray:
         count = math.prod(entry.shape)
+        if count > entry.size:  # each string has at least its one-byte length
+            raise CheckpointError(
+                f"{source.path}: string tensor {name!r} has {count} elements, but its entry "
+                f"records {entry.size} bytes (at least one per element): corrupt index"
+            )
         out = np.empty(entry.shape, object)
         if entry.size == 0 and count == 0:
             return out
         raw = source.read(entry.offset, entry.size, f"tensor {name!r}")
-        try:
-            lengths, pos = decode_packed_varints(np.frombuffer(raw, np.uint8), count)
+        try:  # the lengths are varints of at most 10 bytes: decode only the bytes they can use
+            head = np.frombuffer(raw, np.uint8, min(len(raw), 10 * count))
+            lengths, pos = decode_packed_varints(head, count)
         except ProtoError as exc:
             raise CheckpointError(
                 f"{source.path}: string tensor {name!r} is corrupt ({exc})"
@@ -223,10 +241,13 @@ class V2Bundle:
             )
         crc = crc32c(raw[pos : pos + 4], crc)
         pos += 4
-        if pos + int(lengths.sum()) != len(raw):
+        # (each length is checked first: a sum of uint64 lengths could wrap around)
+        text = len(raw) - pos
+        total = int(lengths.sum()) if lengths.max(initial=0) <= text else None
+        if total != text:
             raise CheckpointError(
-                f"{source.path}: string tensor {name!r} holds {len(raw) - pos} bytes of text, "
-                f"its lengths add up to {int(lengths.sum())}: corrupt"
+                f"{source.path}: string tensor {name!r} holds {text} bytes of text, its "
+                f"lengths add up to {total if total is not None else 'more'}: corrupt"
             )
         self._check_crc(name, entry, source, crc32c(raw[pos:], crc))
         flat = out.reshape(-1)
