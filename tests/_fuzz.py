@@ -13,7 +13,7 @@ re-checksummed.
 
 The normal suite runs a few hundred cases (``tests/test_checkpoint_fuzz.py``). The long run:
 
-    ZOO_REFERENCE_DIR=... python tests/_fuzz.py --count 10000 --seed 1
+    python tests/_fuzz.py --count 10000 --seed 1
 
 prints one JSON line: cases per outcome, the findings, the slowest case and the peak resident
 memory (``ru_maxrss``) above what the process held after its imports; it exits 1 on a finding.
