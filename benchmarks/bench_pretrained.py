@@ -260,7 +260,7 @@ def run(quick: bool = False) -> str:
         return model.eval()
 
     def ours_warm():
-        return zoo.load(name, pretrained=True, cache_dir=cache, offline=True)
+        return zoo.load(name, pretrained=True, cache_dir=cache, offline=True).eval()
 
     ours_warm(), by_hand()
     warm_rounds = 3 if quick else 7

@@ -41,7 +41,7 @@ def work(tmp_path_factory):
     (root / "v2").mkdir()
     write_checkpoint(tensors, root / "v2" / "model.ckpt", "v2")
     write_checkpoint(tensors, root / "model_v1.ckpt", "v1")
-    model = zoo.load(ARCH, checkpoint=tensors)
+    model = zoo.load(ARCH, checkpoint=tensors).eval()
     weights = root / "model.safetensors"
     save_file(model.state_dict(), weights)
 
@@ -132,7 +132,7 @@ def test_list_filters_with_a_pattern():
     lines = ok(cli("list", "resnet_v2_*")).splitlines()
     assert lines[0].split() == ["name", "weights", "preprocessing", "classes", "top-1"]
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
-    assert sorted(rows) == zoo.list_models("resnet_v2_*")
+    assert list(rows) == zoo.list_models("resnet_v2_*")  # natural order, as list_models
     top1 = zoo.model_info("resnet_v2_50").accuracy.top1
     assert rows["resnet_v2_50"] == ["yes", "inception", "299", "1001", f"{top1:.1f}"]
     assert rows["resnet_v2_200"][0] == "-"  # a network without published weights
@@ -185,7 +185,7 @@ def test_convert_v2_and_v1_checkpoints_to_files_zoo_load_accepts(work, tmp_path)
     assert "1001 classes" in out
     ok(cli("convert", work.v1, "--model", ARCH, "--pt", "-o", tmp_path / "b.pt"))
     for name in ("a.safetensors", "b.pt"):
-        _same_model(work.model, zoo.load(ARCH, weights=tmp_path / name))
+        _same_model(work.model, zoo.load(ARCH, weights=tmp_path / name).eval())
     with safe_open(tmp_path / "a.safetensors", "pt") as f:
         assert f.metadata()["slimzoo_model"] == ARCH
     state = torch.load(tmp_path / "b.pt", weights_only=True)
@@ -196,7 +196,7 @@ def test_convert_can_drop_the_background_class(work, tmp_path):
     args = ("convert", work.v2, "--model", ARCH, "--num-classes", "1001", "--drop-background")
     out = ok(cli(*args, "-o", tmp_path / "c.safetensors"))
     assert "1000 classes" in out
-    dropped = zoo.load(ARCH, weights=tmp_path / "c.safetensors")
+    dropped = zoo.load(ARCH, weights=tmp_path / "c.safetensors").eval()
     assert dropped.num_classes == 1000
     want = work.model.state_dict()[f"{work.model.classifier_name}.bias"][1:]
     assert torch.equal(dropped.state_dict()[f"{dropped.classifier_name}.bias"], want)

@@ -296,9 +296,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
     registry = get_registry()
     pattern = args.pattern if any(c in args.pattern for c in "*?[") else f"*{args.pattern}*"
     names = sorted(
-        n
-        for n in {*architectures.list_architectures(), *registry.models}
-        if fnmatch.fnmatchcase(n, pattern)
+        (
+            n
+            for n in {*architectures.list_architectures(), *registry.models}
+            if fnmatch.fnmatchcase(n, pattern)
+        ),
+        key=architectures.natural_key,
     )
     if args.pretrained:
         names = [n for n in names if n in registry.models and registry.models[n].has_weights]
@@ -539,6 +542,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     model_facts(args.name)  # an unknown name fails here, before any download
     transform = get_transform(args.name)
     model = _load_model(args, checkpoint=args.checkpoint, drop_background=args.drop_background)
+    model.eval()
     classes = int(model.num_classes)
     if args.labels:
         labels = Path(_existing(args.labels, "labels file")).read_text().splitlines()
