@@ -10,6 +10,7 @@ from architectures import fuse_bn, optimize_for_inference
 
 from .allocator import tune_cpu_allocator
 from .checkpoint import open_checkpoint
+from .deploy import export_onnx, export_program
 from .errors import (
     ArchiveError,
     CacheError,
@@ -51,6 +52,8 @@ __all__ = [
     "__version__",
     "cache_info",
     "download_weights",
+    "export_onnx",
+    "export_program",
     "export_tf_checkpoint",
     "fuse_bn",
     "get_transform",
