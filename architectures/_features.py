@@ -188,23 +188,26 @@ class FeatureNet(nn.Module):
             )
         self.body = body
         self.feature_info = FeatureInfo(levels, chosen)
-        self._end_points = tuple(levels[i]["end_point"] for i in chosen)
-        self._captured: dict[str, torch.Tensor] = {}
-        points = body.end_point_modules()
-        for name in self._end_points:
-            points[name].register_forward_hook(self._capture(name))
-
-    def _capture(self, name: str):
-        def hook(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-            # a copy: later layers may reuse an output's memory in place (ReLU, residual adds)
-            self._captured[name] = output.clone()
-
-        return hook
+        # module paths, looked up at each call: a deepcopy (e.g. an EMA copy) hooks its own body
+        self._modules_read = tuple(levels[i]["module"] for i in chosen)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        self._captured = {}
+        captured: list[torch.Tensor | None] = [None] * len(self._modules_read)
+
+        def keep(index: int):
+            def hook(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+                # a copy: later layers may reuse an output's memory in place (ReLU, residual add)
+                captured[index] = output.clone()
+
+            return hook
+
+        handles = [
+            self.body.get_submodule(path).register_forward_hook(keep(i))
+            for i, path in enumerate(self._modules_read)
+        ]
         try:
             self.body.forward_features(x)
-            return [self._captured[name] for name in self._end_points]
         finally:
-            self._captured = {}
+            for handle in handles:
+                handle.remove()
+        return captured  # type: ignore[return-value]

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 
@@ -65,6 +66,10 @@ def test_out_indices_select_levels_and_negative_ones_count_from_the_deepest():
         want = every.eval()(x)
         got = some.eval()(x)
     assert torch.equal(got[0], want[1]) and torch.equal(got[1], want[-1])
+    twin = copy.deepcopy(some)  # e.g. an EMA copy: its own hooks, its own outputs
+    with torch.no_grad():
+        twin.body.get_submodule(twin.feature_info.module_name(1)).conv.weight.mul_(2)
+        assert torch.equal(some(x)[1], got[1]) and not torch.equal(twin(x)[1], got[1])
 
 
 @pytest.mark.parametrize("output_stride", [8, 16])
