@@ -17,6 +17,8 @@ from conftest import ONE_PER_FAMILY, reference_weights, tolerance
 import architectures
 import zoo
 
+pytestmark = pytest.mark.slow  # torch.export and ONNX conversions: minutes in all
+
 # the smallest square input each default network takes (fixed 7x7 pools need 224)
 SMALLEST = {"vgg_16": 224, "inception_v1": 224, "inception_v3": 75, "inception_v4": 75}
 SMALLEST["inception_resnet_v2"] = 75

@@ -22,6 +22,8 @@ from safetensors.torch import save_file
 import zoo
 from zoo.predict import find_images
 
+pytestmark = pytest.mark.slow  # real processes (torchrun, DataLoader workers)
+
 REPO = Path(__file__).resolve().parents[1]
 ARCH = "mobilenet_v1"
 
