@@ -55,7 +55,7 @@ def fuse_bn(model: nn.Module) -> nn.Module:
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.modules.batchnorm._BatchNorm):
                 fuse_conv_bn(conv, bn)
                 setattr(module, bn_name, nn.Identity())
-    return model
+    return model.eval()  # the Identity modules in place of the batch norms too
 
 
 def _submodule(module: nn.Module, path: str) -> nn.Module | None:

@@ -387,6 +387,12 @@ class SlimResNet(SlimNet):
             points[f"{s}/spatial_squeeze"] = self.squeeze
         return points
 
+    def feature_end_point_names(self) -> list[str]:
+        """The feature levels of ``features_only``: ``conv1`` and every block's output (slim
+        puts each block's stride in its last unit: block1 is at 8, block4 at block3's stride;
+        with an ``output_stride`` the atrous blocks stay separate levels at that stride)."""
+        return [f"{self.tf_scope}/conv1", *(f"{self.tf_scope}/{b}" for b in self.block_names)]
+
     @torch.no_grad()
     def end_points(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         points = super().end_points(x)

@@ -244,7 +244,7 @@ def random_model(name: str, *, fuse_bn: bool = False) -> Any:
     import zoo
 
     torch.manual_seed(0)
-    model = zoo.load(name)
+    model = zoo.load(name).eval()
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):

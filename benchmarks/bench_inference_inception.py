@@ -113,7 +113,9 @@ def setup_ours(
         assert zoo.tune_cpu_allocator()
     torch.set_num_threads(threads)
     optimized = mode == "optimized"
-    model = zoo.load(arch, checkpoint=dict(np.load(weights)), optimize_for_inference=optimized)
+    model = zoo.load(
+        arch, checkpoint=dict(np.load(weights)), optimize_for_inference=optimized
+    ).eval()
     if mode in ("compiled", "aot"):
         # the README's recipe: inductor's freezing takes the weights as constants (batch norms
         # folded, oneDNN weights packed at compile time). It must be the global switch:

@@ -65,7 +65,7 @@ def run(quick: bool = False, threads: int | None = None) -> str:
     rows = []
     for ours_name, timm_name in PAIRS.items():
         models = {
-            "ours": zoo.load(ours_name),
+            "ours": zoo.load(ours_name).eval(),
             "timm": timm.create_model(timm_name, pretrained=False).eval(),
         }
         for fmt, memory_format in formats.items():

@@ -63,7 +63,7 @@ def time_model(
     if impl == "slimzoo":
         import zoo
 
-        model = zoo.load(name)
+        model = zoo.load(name).eval()
     else:
         import timm
 

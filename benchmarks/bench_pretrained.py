@@ -254,7 +254,7 @@ def run(quick: bool = False) -> str:
         return model.eval()
 
     def ours_warm():
-        return zoo.load(name, pretrained=True, cache_dir=cache, offline=True)
+        return zoo.load(name, pretrained=True, cache_dir=cache, offline=True).eval()
 
     def floor():  # the least any loader must do: a network without storage, and the file read
         with torch.device("meta"):

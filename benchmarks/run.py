@@ -42,6 +42,7 @@ BENCHMARKS = (
     "bench_inference_mobilenet",
     "bench_inference_nasnet",
     "bench_inference_optimizations",
+    "bench_predict",
     "bench_gpu",
 )
 

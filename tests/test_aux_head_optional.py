@@ -26,8 +26,8 @@ def test_model_without_aux_head_loads_a_checkpoint_with_it(arch):
     aux_names = sorted(n for n in weights if n.startswith(aux_scope))
     assert aux_names  # the released checkpoint has the head
 
-    full = zoo.load(arch, checkpoint=weights)
-    bare = zoo.load(arch, checkpoint=weights, create_aux_logits=False)
+    full = zoo.load(arch, checkpoint=weights).eval()
+    bare = zoo.load(arch, checkpoint=weights, create_aux_logits=False).eval()
     assert bare.AuxLogits is None
     assert sorted(n for n in bare.load_report.ignored if n.startswith(aux_scope)) == aux_names
     assert not any(n.startswith(aux_scope) for n in full.load_report.ignored)
@@ -45,23 +45,23 @@ def test_only_the_missing_head_may_go_unused():
         "InceptionV3/Logits/Conv2d_1c_1x1/biases"
     ]
     with pytest.raises(MappingError, match="Mixed_5b/Branch_9"):
-        zoo.load("inception_v3", checkpoint=weights, create_aux_logits=False)
+        zoo.load("inception_v3", checkpoint=weights, create_aux_logits=False).eval()
     # with the head built, its tensors are needed: a checkpoint without them does not fit
     without_aux = {
         n: v for n, v in reference_weights("inception_v3").items() if "AuxLogits" not in n
     }
     with pytest.raises(MappingError, match="AuxLogits"):
-        zoo.load("inception_v3", checkpoint=without_aux)
+        zoo.load("inception_v3", checkpoint=without_aux).eval()
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_no_classes_means_no_aux_head_as_in_slim(arch):
     """slim builds the auxiliary head only ``if create_aux_logits and num_classes``."""
-    headless = zoo.load(arch, num_classes=0)
+    headless = zoo.load(arch, num_classes=0).eval()
     assert headless.AuxLogits is None
     with pytest.raises(ValueError, match="num_classes > 0"):
-        zoo.load(arch, num_classes=0, aux_logits=True)
-    model = zoo.load(arch)
+        zoo.load(arch, num_classes=0, aux_logits=True).eval()
+    model = zoo.load(arch).eval()
     assert model.AuxLogits is not None
     model.reset_classifier(0)
     assert model.AuxLogits is None and not model.aux_logits
@@ -74,10 +74,10 @@ def test_no_classes_means_no_aux_head_as_in_slim(arch):
 def test_model_without_aux_head_loads_a_weights_file_with_it(arch, tmp_path):
     """The same from a torch state dict of the full model (a weights file, the pretrained
     cache): the head's tensors are left unread."""
-    full = zoo.load(arch, checkpoint=reference_weights(arch))
+    full = zoo.load(arch, checkpoint=reference_weights(arch)).eval()
     path = tmp_path / "full.safetensors"
     save_model(full, str(path), force_contiguous=True)
-    bare = zoo.load(arch, weights=path, create_aux_logits=False)
+    bare = zoo.load(arch, weights=path, create_aux_logits=False).eval()
     assert bare.AuxLogits is None
     x = reference_input(arch, (299, 299))[:1]
     with torch.no_grad():

@@ -41,7 +41,7 @@ def work(tmp_path_factory):
     (root / "v2").mkdir()
     write_checkpoint(tensors, root / "v2" / "model.ckpt", "v2")
     write_checkpoint(tensors, root / "model_v1.ckpt", "v1")
-    model = zoo.load(ARCH, checkpoint=tensors)
+    model = zoo.load(ARCH, checkpoint=tensors).eval()
     weights = root / "model.safetensors"
     save_file(model.state_dict(), weights)
 
@@ -113,15 +113,15 @@ def _in_process_probabilities(model: torch.nn.Module, image: str) -> torch.Tenso
 
 
 def _parse_predictions(text: str) -> dict[str, list[tuple[float, int, str]]]:
-    """``{image: [(probability, index, label), ...]}`` from predict's text output."""
+    """``{image: [(probability, index, label), ...]}`` from predict's table (columns image,
+    rank, probability, index, label, at the header's offsets)."""
+    header, *rows = text.splitlines()
+    starts = [header.index(c) for c in ("rank", "probability", "index", "label")]
     out: dict[str, list[tuple[float, int, str]]] = {}
-    for line in text.splitlines():
-        if not line.startswith(" "):
-            image = line
-            out[image] = []
-            continue
-        _rank, probability, index, label = line.split(maxsplit=3)
-        out[image].append((float(probability), int(index), label))
+    for line in rows:
+        image = line[: starts[0]].strip()
+        probability, index = line[starts[1] : starts[2]], line[starts[2] : starts[3]]
+        out.setdefault(image, []).append((float(probability), int(index), line[starts[3] :]))
     return out
 
 
@@ -132,7 +132,7 @@ def test_list_filters_with_a_pattern():
     lines = ok(cli("list", "resnet_v2_*")).splitlines()
     assert lines[0].split() == ["name", "weights", "preprocessing", "classes", "top-1"]
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
-    assert sorted(rows) == zoo.list_models("resnet_v2_*")
+    assert list(rows) == zoo.list_models("resnet_v2_*")  # natural order, as list_models
     top1 = zoo.model_info("resnet_v2_50").accuracy.top1
     assert rows["resnet_v2_50"] == ["yes", "inception", "299", "1001", f"{top1:.1f}"]
     assert rows["resnet_v2_200"][0] == "-"  # a network without published weights
@@ -185,7 +185,7 @@ def test_convert_v2_and_v1_checkpoints_to_files_zoo_load_accepts(work, tmp_path)
     assert "1001 classes" in out
     ok(cli("convert", work.v1, "--model", ARCH, "--pt", "-o", tmp_path / "b.pt"))
     for name in ("a.safetensors", "b.pt"):
-        _same_model(work.model, zoo.load(ARCH, weights=tmp_path / name))
+        _same_model(work.model, zoo.load(ARCH, weights=tmp_path / name).eval())
     with safe_open(tmp_path / "a.safetensors", "pt") as f:
         assert f.metadata()["slimzoo_model"] == ARCH
     state = torch.load(tmp_path / "b.pt", weights_only=True)
@@ -196,7 +196,7 @@ def test_convert_can_drop_the_background_class(work, tmp_path):
     args = ("convert", work.v2, "--model", ARCH, "--num-classes", "1001", "--drop-background")
     out = ok(cli(*args, "-o", tmp_path / "c.safetensors"))
     assert "1000 classes" in out
-    dropped = zoo.load(ARCH, weights=tmp_path / "c.safetensors")
+    dropped = zoo.load(ARCH, weights=tmp_path / "c.safetensors").eval()
     assert dropped.num_classes == 1000
     want = work.model.state_dict()[f"{work.model.classifier_name}.bias"][1:]
     assert torch.equal(dropped.state_dict()[f"{dropped.classifier_name}.bias"], want)
@@ -224,16 +224,14 @@ def test_predict_prints_the_top5_of_the_in_process_model(work):
 
 def test_predict_json_from_weights_without_the_background_class(work):
     image = work.images[1]
-    document = json.loads(
-        ok(
-            cli(
-                "predict", ARCH, image, "--weights", work.weights, "--drop-background", "-k", "3",
-                "--json",
-            )
+    lines = ok(
+        cli(
+            "predict", ARCH, image, "--weights", work.weights, "--drop-background", "-k", "3",
+            "--json",
         )
-    )  # fmt: skip
-    assert document["num_classes"] == 1000
-    (result,) = document["results"]
+    ).splitlines()  # fmt: skip
+    (result,) = [json.loads(line) for line in lines]  # JSON lines: one object per image
+    assert result["image"] == image
     logits = torch.log(_in_process_probabilities(work.model, image))[1:]
     want = torch.softmax(logits, dim=-1).topk(3)
     assert [r["index"] for r in result["top"]] == want.indices.tolist()

@@ -22,7 +22,7 @@ def _fresh_dynamo():
 
 @pytest.mark.parametrize("arch", ONE_PER_FAMILY)
 def test_every_family_traces_to_one_graph(arch):
-    model = zoo.load(arch)
+    model = zoo.load(arch).eval()
     x = torch.randn(1, 3, 224, 224)
     with torch.inference_mode():
         explained = torch._dynamo.explain(model)(x)
@@ -38,7 +38,7 @@ def test_compiled_with_freezing_gives_the_eager_logits():
     import torch._inductor.config
 
     arch = "inception_v1"
-    model = zoo.load(arch, checkpoint=reference_weights(arch))
+    model = zoo.load(arch, checkpoint=reference_weights(arch)).eval()
     x = reference_input(arch, (224, 224))[:2]
     with torch.inference_mode():
         want = model(x)
@@ -57,7 +57,7 @@ def test_aot_inductor_package_gives_the_eager_logits(tmp_path):
     import torch._inductor.config
 
     arch = "inception_v1"
-    model = zoo.load(arch, checkpoint=reference_weights(arch))
+    model = zoo.load(arch, checkpoint=reference_weights(arch)).eval()
     x = reference_input(arch, (224, 224))[:1]
     package = tmp_path / f"{arch}.pt2"
     with torch.no_grad(), torch._inductor.config.patch(freezing=True):

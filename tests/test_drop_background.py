@@ -29,8 +29,8 @@ ARCHS = {
 def _pair(arch: str) -> tuple[torch.nn.Module, torch.nn.Module]:
     weights = reference_weights(arch)
     return (
-        zoo.load(arch, checkpoint=weights),
-        zoo.load(arch, checkpoint=weights, drop_background=True),
+        zoo.load(arch, checkpoint=weights).eval(),
+        zoo.load(arch, checkpoint=weights, drop_background=True).eval(),
     )
 
 
@@ -74,7 +74,7 @@ def test_end_points_and_labels_follow_the_dropped_classifier():
 def test_a_dropped_model_exports_as_a_1000_class_checkpoint(tmp_path):
     arch = "inception_v3"
     weights = reference_weights(arch)
-    dropped = zoo.load(arch, checkpoint=weights, drop_background=True)
+    dropped = zoo.load(arch, checkpoint=weights, drop_background=True).eval()
     path = zoo.export_tf_checkpoint(dropped, arch, tmp_path / "model.ckpt")
     exported = zoo.open_checkpoint(path)
     for name in (
@@ -82,7 +82,7 @@ def test_a_dropped_model_exports_as_a_1000_class_checkpoint(tmp_path):
         "InceptionV3/AuxLogits/Conv2d_2b_1x1/weights",
     ):
         np.testing.assert_array_equal(exported[name], weights[name][..., 1:])
-    again = zoo.load(arch, checkpoint=path)  # the class count is read from the checkpoint
+    again = zoo.load(arch, checkpoint=path).eval()  # the class count is read from the checkpoint
     assert again.num_classes == 1000
     for key, value in dropped.state_dict().items():
         assert torch.equal(again.state_dict()[key], value), key
@@ -96,24 +96,24 @@ def test_pretrained_weights_drop_their_background_class(tmp_path, monkeypatch):
     registry = {"mobilenet_v1": {"sha256": tarball.sha256, "size": tarball.size}, "vgg_16": None}
     monkeypatch.setenv("ZOO_REGISTRY", str(write_registry(tmp_path / "r.json", registry)))
     zoo.import_tarball(tarball.path, "mobilenet_v1")
-    full = zoo.load("mobilenet_v1", pretrained=True)
-    dropped = zoo.load("mobilenet_v1", pretrained=True, drop_background=True)
+    full = zoo.load("mobilenet_v1", pretrained=True).eval()
+    dropped = zoo.load("mobilenet_v1", pretrained=True, drop_background=True).eval()
     x = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         torch.testing.assert_close(dropped(x), full(x)[:, 1:], rtol=1e-5, atol=1e-5)
     # refused before anything is downloaded (offline and nothing cached: a download would fail)
     monkeypatch.setenv("ZOO_OFFLINE", "1")
     with pytest.raises(zoo.ConfigError, match="1000 classes and no background"):
-        zoo.load("vgg_16", pretrained=True, drop_background=True)
+        zoo.load("vgg_16", pretrained=True, drop_background=True).eval()
 
 
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: zoo.load("vgg_16", drop_background=True), "vgg_16 has 1000 classes and no"),
-        (lambda: zoo.load("resnet_v1_50", drop_background=True), "already in torchvision's"),
+        (lambda: zoo.load("vgg_16", drop_background=True).eval(), "vgg_16 has 1000 classes and no"),
+        (lambda: zoo.load("resnet_v1_50", drop_background=True).eval(), "already in torchvision's"),
         (
-            lambda: zoo.load("mobilenet_v1", num_classes=10, drop_background=True),
+            lambda: zoo.load("mobilenet_v1", num_classes=10, drop_background=True).eval(),
             "num_classes=10 has 10 classes",
         ),
         (lambda: zoo.imagenet_labels("vgg_19", drop_background=True), "no background class"),
@@ -126,10 +126,10 @@ def test_models_without_a_background_class_are_refused(call, message):
 
 def test_a_fine_tuned_checkpoint_is_refused(tmp_path):
     tensors = release_tensors("mobilenet_v1")
-    model = zoo.load("mobilenet_v1", num_classes=5)
+    model = zoo.load("mobilenet_v1", num_classes=5).eval()
     for torch_name, target in tf_mapping(model).items():  # the 5-class classifier
         if torch_name.startswith(model.classifier_name):
             tensors[target.name] = np.zeros(target.shape, np.float32)
     write_checkpoint(tensors, tmp_path / "tuned.ckpt", "v2")
     with pytest.raises(zoo.ConfigError, match="mobilenet_v1 has 5 classes"):
-        zoo.load("mobilenet_v1", checkpoint=tmp_path / "tuned.ckpt", drop_background=True)
+        zoo.load("mobilenet_v1", checkpoint=tmp_path / "tuned.ckpt", drop_background=True).eval()

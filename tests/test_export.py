@@ -45,7 +45,7 @@ DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 def on_meta(name: str, **kwargs) -> nn.Module:
     """The network with shapes only: enough for every check that happens before writing."""
     with torch.device("meta"):
-        return zoo.load(name, **kwargs)
+        return zoo.load(name, **kwargs).eval()
 
 
 # --------------------------------------------------------------------------- round trips
@@ -71,14 +71,14 @@ def test_round_trip_every_architecture(arch, tmp_path):
         weights, kwargs = reference_weights(arch, run.gain), run.kwargs
     else:  # a depth-multiplier variant: its mapping is proven on the one slim's reference has
         weights, kwargs = mapping_weights(arch), {}
-    model = zoo.load(arch, checkpoint=weights, **kwargs)
+    model = zoo.load(arch, checkpoint=weights, **kwargs).eval()
     prefix = zoo.export_tf_checkpoint(model, arch, tmp_path / "model.ckpt", global_step=4321)
 
     assert prefix == tmp_path / "model.ckpt"
     assert sorted(p.name for p in tmp_path.iterdir()) == V2_FILES
     assert_checkpoint_holds(prefix, weights, 4321)
     del weights
-    again = zoo.load(arch, checkpoint=prefix, **kwargs)
+    again = zoo.load(arch, checkpoint=prefix, **kwargs).eval()
     assert again.load_report.ignored == ["global_step"]
     assert_same_state(again, model)
 
@@ -103,12 +103,12 @@ FINE_TUNED = sorted(
 def test_fine_tuned_model_with_a_new_class_count(arch, tmp_path):
     run = runs(arch)[0]
     torch.manual_seed(0)
-    model = zoo.load(arch, **run.kwargs)
+    model = zoo.load(arch, **run.kwargs).eval()
     model.reset_classifier(10)
     perturb(model)
 
     prefix = zoo.export_tf_checkpoint(model, arch, tmp_path / "model.ckpt", global_step=1)
-    again = zoo.load(arch, checkpoint=prefix, **run.kwargs)
+    again = zoo.load(arch, checkpoint=prefix, **run.kwargs).eval()
     assert again.num_classes == 10
     assert_same_state(again, model)  # (test_export_tf compares a fine-tuned model's logits)
     mapping = tf_mapping(again)

@@ -62,7 +62,7 @@ def test_tensorflow_restores_the_export(tensorflow, tmp_path, arch):
     # the gain at which the logits depend on the input too (the _hg runs), where there is one
     gain = max(run.gain for run in runs(arch))
     weights = reference_weights(arch, gain)
-    model = zoo.load(arch, checkpoint=weights)
+    model = zoo.load(arch, checkpoint=weights).eval()
     prefix = zoo.export_tf_checkpoint(model, arch, tmp_path / "model.ckpt", global_step=77)
     assert_tf_reads(tensorflow, prefix, weights, 77)
     del weights
@@ -75,7 +75,7 @@ def test_tensorflow_restores_a_fine_tuned_v1_export(tensorflow, tmp_path):
     """Another class count, every tensor moved, the V1 single-file format."""
     arch = first_registered("inception_v1", "resnet_v1_50", "vgg_16")
     torch.manual_seed(0)
-    model = zoo.load(arch)
+    model = zoo.load(arch).eval()
     model.reset_classifier(10)
     perturb(model)
     path = zoo.export_tf_checkpoint(model, arch, tmp_path / "model.ckpt", format="v1")

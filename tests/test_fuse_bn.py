@@ -64,8 +64,8 @@ FAMILIES = [
 def test_fused_model_gives_the_reference_logits(name):
     run = runs(name)[0]
     weights = reference_weights(name, run.gain)
-    fused = zoo.load(name, checkpoint=weights, fuse_bn=True, **run.kwargs)
-    plain = zoo.load(name, checkpoint=weights, **run.kwargs)
+    fused = zoo.load(name, checkpoint=weights, fuse_bn=True, **run.kwargs).eval()
+    plain = zoo.load(name, checkpoint=weights, **run.kwargs).eval()
     assert len(_batch_norms(fused)) < len(_batch_norms(plain))
     x = reference_input(name, run.input_hw)
     with torch.no_grad():

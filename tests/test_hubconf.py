@@ -123,7 +123,8 @@ def test_load_untrained_network_with_options(tmp_path, monkeypatch):
     model = torch.hub.load(
         str(REPO), "mobilenet_v1", source="local", num_classes=7, depth_multiplier=0.25
     )
-    assert type(model).__name__ == "MobileNetV1" and not model.training
+    assert type(model).__name__ == "MobileNetV1" and model.training  # as torchvision's hub
+    model.eval()
     assert model.num_classes == 7
     want = zoo.load("mobilenet_v1", num_classes=7, depth_multiplier=0.25).state_dict()
     got = model.state_dict()
@@ -139,16 +140,16 @@ def test_load_pretrained_from_the_local_server(tmp_path, monkeypatch):
     with _tinynet.registered(), FileServer() as server:
         releases = TinyReleases(server, tarball, (_tinynet.NAME,))
         monkeypatch.setenv("ZOO_REGISTRY", str(releases.write(tmp_path / "registry.json")))
-        model = torch.hub.load(str(REPO), _tinynet.NAME, source="local", pretrained=True)
-        again = torch.hub.load(str(REPO), _tinynet.NAME, source="local", pretrained=True)
+        model = torch.hub.load(str(REPO), _tinynet.NAME, source="local", pretrained=True).eval()
+        again = torch.hub.load(str(REPO), _tinynet.NAME, source="local", pretrained=True).eval()
         assert releases.gets(_tinynet.NAME) == 1  # the second load comes from the cache
-        want = zoo.load(_tinynet.NAME, checkpoint=ema).state_dict()
+        want = zoo.load(_tinynet.NAME, checkpoint=ema).eval().state_dict()
     for loaded in (model, again):
         got = loaded.state_dict()
         assert sorted(got) == sorted(want)
         assert all(torch.equal(got[k], v) for k, v in want.items())
     with pytest.raises(zoo.NoWeightsError, match="resnet_v1_200"):
-        torch.hub.load(str(REPO), "resnet_v1_200", source="local", pretrained=True)
+        torch.hub.load(str(REPO), "resnet_v1_200", source="local", pretrained=True).eval()
 
 
 def test_missing_dependency_is_named(monkeypatch):

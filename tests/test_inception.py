@@ -34,7 +34,7 @@ def test_aux_logits_only_when_asked_and_equal_to_slim():
     ref = expected("inception_v3")
     key = f"{run.prefix}/AuxLogits"
 
-    model = zoo.load("inception_v3", checkpoint=weights, aux_logits=True, **run.kwargs)
+    model = zoo.load("inception_v3", checkpoint=weights, aux_logits=True, **run.kwargs).eval()
     with torch.no_grad():
         assert isinstance(model(x), torch.Tensor)  # eval mode: the logits only
         model.train()
@@ -77,7 +77,9 @@ def test_aux_head_refuses_sizes_the_checkpoint_kernel_does_not_fit():
 
 def test_new_class_count_replaces_both_classifiers():
     weights = reference_weights("inception_v3")
-    model = zoo.load("inception_v3", checkpoint=weights, num_classes=10, skip_classifier=True)
+    model = zoo.load(
+        "inception_v3", checkpoint=weights, num_classes=10, skip_classifier=True
+    ).eval()
     assert sorted(model.load_report.skipped) == sorted(
         f"{c}.{p}"
         for c in ("Logits.Conv2d_1c_1x1", "AuxLogits.Conv2d_2b_1x1")
@@ -127,7 +129,7 @@ def test_logits_match_tf_slim_at_other_sizes(tensorflow, arch, hw, kwargs):
     variables = [{"name": t.name, "shape": list(t.shape)} for t in tf_mapping(model).values()]
     hg_gain = make_weights().HG_GAIN
     weights = make_weights().reference_weights(variables, meta(arch)["seed"], gain=hg_gain)
-    model = zoo.load(arch, checkpoint=weights, **kwargs)
+    model = zoo.load(arch, checkpoint=weights, **kwargs).eval()
     x = make_weights().reference_input(7, 1, *hw)  # NHWC
 
     want = slim_logits(tensorflow, arch, weights, x, **kwargs)

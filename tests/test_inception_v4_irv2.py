@@ -60,7 +60,7 @@ def test_aux_logits_only_when_asked_and_equal_to_slim(arch):
     run = _hg_run(arch)
     model = zoo.load(
         arch, checkpoint=reference_weights(arch, run.gain), aux_logits=True, drop_rate=0.0
-    )
+    ).eval()
     x = reference_input(arch, run.input_hw)[:1]
 
     with torch.no_grad():
@@ -100,7 +100,7 @@ def test_aux_head_runs_only_when_asked_and_only_where_it_fits(arch):
     assert points["Logits"].shape == (1, 1001)
 
     with pytest.raises(ValueError, match="create_aux_logits=True"):
-        zoo.load(arch, aux_logits=True, create_aux_logits=False)
+        zoo.load(arch, aux_logits=True, create_aux_logits=False).eval()
 
 
 def _fine_tuned_weights(arch, classes):
@@ -116,7 +116,7 @@ def _fine_tuned_weights(arch, classes):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_fine_tuned_class_count_is_detected_for_both_heads(arch):
     weights = _fine_tuned_weights(arch, 10)
-    model = zoo.load(arch, checkpoint=weights)
+    model = zoo.load(arch, checkpoint=weights).eval()
     assert model.num_classes == 10
     aux_path, aux_scope, _ = AUX[arch]
     for path, scope in (("Logits.Logits", MAIN[arch]), (aux_path, aux_scope)):
@@ -131,7 +131,7 @@ def test_fine_tuned_class_count_is_detected_for_both_heads(arch):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_skip_classifier_skips_both_heads(arch):
     weights = reference_weights(arch)
-    model = zoo.load(arch, checkpoint=weights, num_classes=10, skip_classifier=True)
+    model = zoo.load(arch, checkpoint=weights, num_classes=10, skip_classifier=True).eval()
     aux_path, _, _ = AUX[arch]
     assert sorted(model.load_report.skipped) == sorted(
         f"{p}.{t}" for p in ("Logits.Logits", aux_path) for t in ("weight", "bias")
@@ -146,4 +146,4 @@ def test_skip_classifier_skips_both_heads(arch):
 
     # without skip_classifier the mismatch is an error that says what to do
     with pytest.raises(zoo.MappingError, match="skip_classifier=True"):
-        zoo.load(arch, checkpoint=weights, num_classes=10)
+        zoo.load(arch, checkpoint=weights, num_classes=10).eval()

@@ -50,7 +50,7 @@ def test_mapping_errors_name_the_tensors():
     weights["vgg_16/conv3/conv3_9/weights"] = np.zeros((3, 3, 256, 256), np.float32)
     weights["vgg_16/fc7/biases"] = np.zeros(17, np.float32)
     with pytest.raises(zoo.MappingError) as info:
-        zoo.load("vgg_16", checkpoint=weights)
+        zoo.load("vgg_16", checkpoint=weights).eval()
     message = str(info.value)
     assert "vgg_16/conv3/conv3_2/weights  (for conv3.conv3_2.weight)" in message
     assert "vgg_16/conv3/conv3_9/weights" in message
@@ -61,7 +61,7 @@ def test_ignores_global_step_and_mean_rgb():
     weights = reference_weights("vgg_16")
     weights["global_step"] = np.array(12345, np.int64)
     weights["vgg_16/mean_rgb"] = np.array([123.68, 116.78, 103.94], np.float32)
-    model = zoo.load("vgg_16", checkpoint=weights)
+    model = zoo.load("vgg_16", checkpoint=weights).eval()
     assert sorted(model.load_report.ignored) == ["global_step", "vgg_16/mean_rgb"]
     assert len(model.load_report.loaded) == 32
 
@@ -71,14 +71,14 @@ def test_class_count_follows_a_fine_tuned_checkpoint():
     rng = np.random.default_rng(1)
     weights["vgg_16/fc8/weights"] = rng.standard_normal((1, 1, 4096, 7)).astype(np.float32)
     weights["vgg_16/fc8/biases"] = rng.standard_normal(7).astype(np.float32)
-    model = zoo.load("vgg_16", checkpoint=weights)
+    model = zoo.load("vgg_16", checkpoint=weights).eval()
     assert model.num_classes == 7
     assert np.array_equal(model.fc8.bias.detach().numpy(), weights["vgg_16/fc8/biases"])
 
     with pytest.raises(zoo.MappingError, match="num_classes=10 but the checkpoint's classifier"):
-        zoo.load("vgg_16", checkpoint=weights, num_classes=10)
+        zoo.load("vgg_16", checkpoint=weights, num_classes=10).eval()
 
-    model = zoo.load("vgg_16", checkpoint=weights, num_classes=10, skip_classifier=True)
+    model = zoo.load("vgg_16", checkpoint=weights, num_classes=10, skip_classifier=True).eval()
     assert model.fc8.out_channels == 10
     assert model.load_report.skipped == ["fc8.weight", "fc8.bias"]
     assert np.array_equal(model.fc7.bias.detach().numpy(), weights["vgg_16/fc7/biases"])
@@ -86,9 +86,9 @@ def test_class_count_follows_a_fine_tuned_checkpoint():
 
 def test_unknown_model_suggests_close_names():
     with pytest.raises(zoo.UnknownModelError, match="vgg_16"):
-        zoo.load("vgg16")
+        zoo.load("vgg16").eval()
     with pytest.raises(ValueError):
-        zoo.load("no_such_net")
+        zoo.load("no_such_net").eval()
 
 
 # one network per family: the classifier is a conv (vgg, resnet, inception_v1/v3, mobilenet, also
@@ -112,20 +112,20 @@ def test_a_model_without_classes_loads_the_features_of_a_full_checkpoint(arch, t
     """``num_classes=0`` (a feature extractor, as in timm) takes everything but the classifiers
     from a checkpoint or weights file that has them, and reports their tensors as ignored."""
     weights = reference_weights(arch)
-    full = zoo.load(arch, checkpoint=weights)
+    full = zoo.load(arch, checkpoint=weights).eval()
     x = reference_input(arch, (224, 224))[:1]
     with torch.no_grad():
         want = full.forward_head(full.forward_features(x), pre_logits=True)
     assert want.std() > 0.01  # features that depend on the weights
 
-    headless = zoo.load(arch, checkpoint=weights, num_classes=0)
+    headless = zoo.load(arch, checkpoint=weights, num_classes=0).eval()
     assert headless.num_classes == 0
     classifiers = getattr(full, "classifier_names", (full.classifier_name,))
     heads = {t.name for n, t in tf_mapping(full).items() if n.startswith(classifiers)}
     assert heads and heads <= set(headless.load_report.ignored)
     path = tmp_path / "full.safetensors"
     save_model(full, str(path), force_contiguous=True)
-    from_file = zoo.load(arch, weights=path, num_classes=0)
+    from_file = zoo.load(arch, weights=path, num_classes=0).eval()
     with torch.no_grad():
         assert torch.equal(headless(x), want)
         assert torch.equal(from_file(x), want)
@@ -135,4 +135,4 @@ def test_a_model_without_classes_loads_the_features_of_a_full_checkpoint(arch, t
     main = min(t.name for n, t in tf_mapping(full).items() if n.startswith(full.classifier_name))
     weights[f"{main.rsplit('/', 1)[0]}_extra/weights"] = np.zeros(3, np.float32)
     with pytest.raises(zoo.MappingError, match="_extra/weights"):
-        zoo.load(arch, checkpoint=weights, num_classes=0)
+        zoo.load(arch, checkpoint=weights, num_classes=0).eval()

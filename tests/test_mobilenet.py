@@ -52,13 +52,13 @@ def test_ema_shadows_are_preferred_and_reported():
     checkpoint.update({name + EMA_SUFFIX: value for name, value in shadows.items()})
     checkpoint["global_step"] = np.array(123456, np.int64)
 
-    model = zoo.load(ARCH, checkpoint=checkpoint)  # use_ema=True is the default
+    model = zoo.load(ARCH, checkpoint=checkpoint).eval()  # use_ema=True is the default
     assert_logits_are(model, "logits_hg")
     assert sorted(model.load_report.ema) == sorted(raw)
     assert_loaded_from(model, checkpoint, use_ema=True)
     assert set(model.load_report.ignored) == set(raw) | {"global_step"}
 
-    model = zoo.load(ARCH, checkpoint=checkpoint, use_ema=False)
+    model = zoo.load(ARCH, checkpoint=checkpoint, use_ema=False).eval()
     assert_logits_are(model, "logits")
     assert model.load_report.ema == []
     assert_loaded_from(model, checkpoint, use_ema=False)
@@ -72,7 +72,7 @@ def test_partial_shadows_are_taken_where_present():
     checkpoint = dict(raw)
     checkpoint.update({name + EMA_SUFFIX: shadows[name] for name in averaged})
 
-    report = zoo.load(ARCH, checkpoint=checkpoint).load_report
+    report = zoo.load(ARCH, checkpoint=checkpoint).eval().load_report
     assert sorted(report.ema) == averaged
     assert {n for n in report.loaded if not n.endswith(EMA_SUFFIX)} == set(raw) - set(averaged)
 
@@ -80,9 +80,9 @@ def test_partial_shadows_are_taken_where_present():
 def test_shadows_alone_load_only_with_use_ema():
     _, shadows = raw_and_shadows()
     checkpoint = {name + EMA_SUFFIX: value for name, value in shadows.items()}
-    assert_logits_are(zoo.load(ARCH, checkpoint=checkpoint), "logits_hg")
+    assert_logits_are(zoo.load(ARCH, checkpoint=checkpoint).eval(), "logits_hg")
     with pytest.raises(zoo.MappingError, match="MobilenetV2/Conv/weights"):
-        zoo.load(ARCH, checkpoint=checkpoint, use_ema=False)
+        zoo.load(ARCH, checkpoint=checkpoint, use_ema=False).eval()
 
 
 @pytest.fixture(scope="module")
@@ -124,18 +124,18 @@ def test_tensorflow_names_its_shadows_as_the_loader_expects(tensorflow, tf_ema_c
 
     reader = tf.train.load_checkpoint(str(tf_ema_checkpoint))
     checkpoint = {name: reader.get_tensor(name) for name in names}
-    model = zoo.load(ARCH, checkpoint=checkpoint)
+    model = zoo.load(ARCH, checkpoint=checkpoint).eval()
     assert_logits_are(model, "logits_hg")
     assert_loaded_from(model, checkpoint, use_ema=True)
-    assert_logits_are(zoo.load(ARCH, checkpoint=checkpoint, use_ema=False), "logits")
+    assert_logits_are(zoo.load(ARCH, checkpoint=checkpoint, use_ema=False).eval(), "logits")
 
 
 @pytest.mark.tf
 def test_tensorflow_written_ema_checkpoint_file_loads(tf_ema_checkpoint):
-    model = zoo.load(ARCH, checkpoint=tf_ema_checkpoint)
+    model = zoo.load(ARCH, checkpoint=tf_ema_checkpoint).eval()
     assert_logits_are(model, "logits_hg")
     assert len(model.load_report.ema) == len(manifest(ARCH))
-    assert_logits_are(zoo.load(ARCH, checkpoint=tf_ema_checkpoint, use_ema=False), "logits")
+    assert_logits_are(zoo.load(ARCH, checkpoint=tf_ema_checkpoint, use_ema=False).eval(), "logits")
 
 
 # --------------------------------------------------------------------------- depth multiplier

@@ -36,7 +36,7 @@ def test_aux_logits_are_returned_only_when_asked_and_match_slim(arch):
     weights = reference_weights(arch, run.gain)
     x = reference_input(arch, run.input_hw)
 
-    model = zoo.load(arch, checkpoint=weights, aux_logits=True)
+    model = zoo.load(arch, checkpoint=weights, aux_logits=True).eval()
     with torch.no_grad():
         assert isinstance(model(x), torch.Tensor)  # eval mode: logits only
         model.train()
@@ -48,7 +48,7 @@ def test_aux_logits_are_returned_only_when_asked_and_match_slim(arch):
     want = expected(arch)["logits"]
     assert np.abs(logits.numpy() - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
 
-    plain = zoo.load(arch, checkpoint=weights)  # aux_logits=False: never a tuple
+    plain = zoo.load(arch, checkpoint=weights).eval()  # aux_logits=False: never a tuple
     plain.train()
     _eval_statistics(plain)
     with torch.no_grad():
@@ -125,7 +125,7 @@ def test_fine_tuned_class_count_loads_both_heads(arch):
         weights[f"{scope}/weights"] = rng.standard_normal((fan_in, 7)).astype(np.float32)
         weights[f"{scope}/biases"] = rng.standard_normal(7).astype(np.float32)
 
-    model = zoo.load(arch, checkpoint=weights)
+    model = zoo.load(arch, checkpoint=weights).eval()
     assert model.num_classes == 7
     aux_fc = model.get_submodule(model.classifier_names[1])
     assert np.array_equal(aux_fc.bias.detach().numpy(), weights[f"{AUX_FC[arch]}/biases"])
@@ -134,7 +134,7 @@ def test_fine_tuned_class_count_loads_both_heads(arch):
     )
     assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 7)
 
-    model = zoo.load(arch, checkpoint=weights, num_classes=10, skip_classifier=True)
+    model = zoo.load(arch, checkpoint=weights, num_classes=10, skip_classifier=True).eval()
     assert sorted(model.load_report.skipped) == sorted(
         f"{name}.{p}" for name in model.classifier_names for p in ("weight", "bias")
     )

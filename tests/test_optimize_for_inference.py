@@ -42,7 +42,7 @@ def _ops(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
 def test_optimized_model_gives_the_reference_logits_on_packed_convs(name):
     for run in runs(name):  # both stored input sizes
         weights = reference_weights(name, run.gain)
-        model = zoo.load(name, checkpoint=weights, optimize_for_inference=True, **run.kwargs)
+        model = zoo.load(name, checkpoint=weights, optimize_for_inference=True, **run.kwargs).eval()
         x = reference_input(name, run.input_hw)
         got, ops = _ops(model, x)
         want = expected(name)["logits" + run.suffix]
@@ -125,7 +125,7 @@ def test_a_model_made_under_inference_mode_packs_and_sees_load_state_dict():
         second = block(x)
         assert not torch.allclose(second, first)
         assert torch.allclose(second, _plain_reference(block, x), atol=1e-5)
-        model = zoo.load("inception_v1", optimize_for_inference=True)
+        model = zoo.load("inception_v1", optimize_for_inference=True).eval()
         image = torch.randn(1, 3, 224, 224)
         assert torch.allclose(model(image), _plain_model("inception_v1", model)(image), atol=1e-4)
 
@@ -133,7 +133,7 @@ def test_a_model_made_under_inference_mode_packs_and_sees_load_state_dict():
 def _plain_model(name: str, optimized: nn.Module) -> nn.Module:
     """A plain (unfused, unpacked) copy of ``name`` with the weights ``optimized`` came from."""
     with torch.inference_mode(False):
-        plain = zoo.load(name, fuse_bn=True)
+        plain = zoo.load(name, fuse_bn=True).eval()
         plain.load_state_dict({k: v.clone() for k, v in optimized.state_dict().items()})
     return plain
 
@@ -173,7 +173,7 @@ def test_resnet_units_sum_into_the_shortcut_inside_the_last_conv(name):
     """The residual add (and V1's ReLU) runs as conv3's oneDNN sum post-op, written into the
     shortcut; a unit's input is overwritten only inside a block, never the caller's."""
     torch.manual_seed(0)
-    model = zoo.load(name, fuse_bn=True)  # weights as after folding; random but fixed
+    model = zoo.load(name, fuse_bn=True).eval()  # weights as after folding; random but fixed
     optimized = zoo.optimize_for_inference(copy.deepcopy(model))
     x = torch.randn(2, 3, 160, 160)
     with torch.inference_mode():
@@ -198,7 +198,7 @@ def test_resnet_units_sum_into_the_shortcut_inside_the_last_conv(name):
 
 def test_a_hook_in_a_resnet_block_keeps_every_unit_output_intact():
     """With a hook that keeps unit outputs (no copy), no later unit may write into them."""
-    model = zoo.load("resnet_v1_50", optimize_for_inference=True)
+    model = zoo.load("resnet_v1_50", optimize_for_inference=True).eval()
     kept: list[tuple[torch.Tensor, torch.Tensor]] = []
     for unit in model.block3:
         unit.register_forward_hook(lambda m, args, out: kept.append((out, out.clone())))
@@ -213,7 +213,7 @@ def test_a_hook_in_a_resnet_block_keeps_every_unit_output_intact():
 
     # a global hook (torch.nn.modules.module.register_module_forward_hook) counts as well
     kept.clear()
-    model = zoo.load("resnet_v1_50", optimize_for_inference=True)
+    model = zoo.load("resnet_v1_50", optimize_for_inference=True).eval()
 
     def keep_unit_outputs(module, args, out):
         if isinstance(module, type(model.block1.unit_1[0])):
@@ -235,11 +235,14 @@ def test_wrong_channel_count_gets_the_plain_convs_error():
 
 
 def test_packed_cache_is_not_state_and_copies_work():
-    model = zoo.load("mobilenet_v1", optimize_for_inference=True)
+    model = zoo.load("mobilenet_v1", optimize_for_inference=True).eval()
     x = torch.randn(1, 3, 128, 128)
     with torch.inference_mode():
         want = model(x)  # fills the caches
-    assert model.state_dict().keys() == zoo.load("mobilenet_v1", fuse_bn=True).state_dict().keys()
+    assert (
+        model.state_dict().keys()
+        == zoo.load("mobilenet_v1", fuse_bn=True).eval().state_dict().keys()
+    )
     for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
         assert all(m._packed_cache is None for m in clone.modules() if isinstance(m, Conv2dSame))
         with torch.inference_mode():
@@ -247,7 +250,7 @@ def test_packed_cache_is_not_state_and_copies_work():
 
 
 def test_optimize_for_inference_freezes_and_folds():
-    model = architectures.optimize_for_inference(zoo.load("inception_v1"))
+    model = architectures.optimize_for_inference(zoo.load("inception_v1").eval())
     assert not model.training
     assert not any(p.requires_grad for p in model.parameters())
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())

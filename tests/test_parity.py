@@ -45,7 +45,9 @@ def _run_once(model: torch.nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.n
 
 @pytest.mark.parametrize("run", RUNS, ids=[r.id for r in RUNS])
 def test_logits_and_end_points_match_slim(run):
-    model = zoo.load(run.arch, checkpoint=reference_weights(run.arch, run.gain), **run.kwargs)
+    model = zoo.load(
+        run.arch, checkpoint=reference_weights(run.arch, run.gain), **run.kwargs
+    ).eval()
     x = reference_input(run.arch, run.input_hw)
     with torch.no_grad():
         logits, pre_logits, points = _run_once(model, x)
@@ -72,7 +74,9 @@ FIRST_RUNS = [runs(a)[0] for a in PORTED]
 def test_head_api_gives_the_slim_pre_logits_and_logits(run):
     """``forward_head(forward_features(x), pre_logits=True)`` is slim's pre-logits and
     ``forward_head(forward_features(x))`` its logits (the parity test reads them from hooks)."""
-    model = zoo.load(run.arch, checkpoint=reference_weights(run.arch, run.gain), **run.kwargs)
+    model = zoo.load(
+        run.arch, checkpoint=reference_weights(run.arch, run.gain), **run.kwargs
+    ).eval()
     x = reference_input(run.arch, run.input_hw)[:1]
     with torch.no_grad():
         features = model.forward_features(x)

@@ -101,7 +101,7 @@ def served(zoo_env, tiny_release, monkeypatch, tmp_path):
 
 def tiny_expected(ema: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     """The state dict a correct conversion gives: the in-memory TF loader's result."""
-    return zoo.load(_tinynet.NAME, checkpoint=ema).state_dict()
+    return zoo.load(_tinynet.NAME, checkpoint=ema).eval().state_dict()
 
 
 def assert_same_state(model, want):
@@ -161,7 +161,7 @@ def test_first_load_downloads_converts_and_matches_tf(name, zoo_env, real_releas
         monkeypatch.setenv("ZOO_REGISTRY", str(registry))
 
         run = runs(name)[0]  # the reference run at the default size and GAIN
-        model = zoo.load(name, pretrained=True, progress=False, **run.kwargs)
+        model = zoo.load(name, pretrained=True, progress=False, **run.kwargs).eval()
         assert len(server.gets(path)) == 1
         assert not model.training
         with torch.no_grad():
@@ -169,7 +169,7 @@ def test_first_load_downloads_converts_and_matches_tf(name, zoo_env, real_releas
         want = expected(name)["logits" + run.suffix]
         assert np.abs(logits - want).max() <= tolerance(want)
 
-        again = zoo.load(name, pretrained=True, **run.kwargs)
+        again = zoo.load(name, pretrained=True, **run.kwargs).eval()
         assert len(server.gets(path)) == 1  # the second load makes no request
         reloaded = again.state_dict()
         for key, value in model.state_dict().items():
@@ -193,10 +193,10 @@ def test_first_load_downloads_converts_and_matches_tf(name, zoo_env, real_releas
 
 def test_first_load_converts_with_ema_shadows_and_second_makes_no_request(served, tiny_release):
     _, _, ema = tiny_release
-    model = zoo.load(_tinynet.NAME, pretrained=True)
+    model = zoo.load(_tinynet.NAME, pretrained=True).eval()
     assert len(served.gets) == 1 and not model.training
     assert_same_state(model, tiny_expected(ema))
-    zoo.load(_tinynet.NAME, pretrained=True)
+    zoo.load(_tinynet.NAME, pretrained=True).eval()
     assert len(served.gets) == 1
     meta = zoo.cache_info(_tinynet.NAME).metadata
     assert meta["ema_variables"] == len(ema) and meta["use_ema"] is True
@@ -206,8 +206,8 @@ def test_first_load_converts_with_ema_shadows_and_second_makes_no_request(served
 def test_use_ema_false_is_a_separate_entry_with_the_raw_variables(served, tiny_release):
     _, tensors, _ = tiny_release
     raw = {k: v for k, v in tensors.items() if "ExponentialMovingAverage" not in k}
-    model = zoo.load(_tinynet.NAME, pretrained=True, use_ema=False)
-    want = zoo.load(_tinynet.NAME, checkpoint=raw).state_dict()
+    model = zoo.load(_tinynet.NAME, pretrained=True, use_ema=False).eval()
+    want = zoo.load(_tinynet.NAME, checkpoint=raw).eval().state_dict()
     assert_same_state(model, want)
     assert zoo.cache_info(_tinynet.NAME, use_ema=False).metadata["ema_variables"] == 0
     assert not zoo.cache_info(_tinynet.NAME).complete  # the EMA entry is another one
@@ -230,7 +230,7 @@ def test_release_that_does_not_fit_the_network_caches_nothing(served, zoo_env):
     entry["num_classes"] = 12  # the checkpoint's classifier has 10
     served.write_registry(extra={_tinynet.NAME: entry})
     with pytest.raises(zoo.MappingError) as info:
-        zoo.load(_tinynet.NAME, pretrained=True)
+        zoo.load(_tinynet.NAME, pretrained=True).eval()
     message = str(info.value)
     assert _tinynet.TARBALL in message and "12 classes" in message and "TinyNet/Logits" in message
     assert cache_listing(zoo_env) == []
@@ -250,7 +250,7 @@ def test_entry_truncated_by_hand_is_rebuilt(served, tiny_release, zoo_env, caplo
     path.write_bytes(path.read_bytes()[:-100])
     assert zoo.cache_info(_tinynet.NAME).status == "invalid"
     with caplog.at_level(logging.WARNING, logger="zoo"):
-        model = zoo.load(_tinynet.NAME, pretrained=True)
+        model = zoo.load(_tinynet.NAME, pretrained=True).eval()
     assert "invalid" in caplog.text and "rebuilding" in caplog.text
     assert len(served.gets) == 2
     assert_same_state(model, tiny_expected(tiny_release[2]))
@@ -277,7 +277,7 @@ def test_verify_rebuilds_an_entry_with_a_flipped_bit(served, zoo_env):
 def test_offline_without_cache_is_a_clear_error_and_no_request(served, monkeypatch):
     monkeypatch.setenv("ZOO_OFFLINE", "1")
     with pytest.raises(zoo.OfflineError) as info:
-        zoo.load(_tinynet.NAME, pretrained=True)
+        zoo.load(_tinynet.NAME, pretrained=True).eval()
     message = str(info.value)
     assert f"slimzoo-warm {_tinynet.NAME}" in message and "import_tarball" in message
     assert served.server.requests == []
@@ -285,7 +285,7 @@ def test_offline_without_cache_is_a_clear_error_and_no_request(served, monkeypat
 
 def test_offline_with_cache(served, tiny_release):
     zoo.download_weights(_tinynet.NAME)
-    model = zoo.load(_tinynet.NAME, pretrained=True, offline=True)
+    model = zoo.load(_tinynet.NAME, pretrained=True, offline=True).eval()
     assert len(served.gets) == 1
     assert_same_state(model, tiny_expected(tiny_release[2]))
 
@@ -293,7 +293,7 @@ def test_offline_with_cache(served, tiny_release):
 def test_wrong_hash_caches_nothing(served, zoo_env):
     served.write_registry(sha256="0" * 64)
     with pytest.raises(zoo.DownloadError) as info:
-        zoo.load(_tinynet.NAME, pretrained=True)
+        zoo.load(_tinynet.NAME, pretrained=True).eval()
     assert "0" * 64 in str(info.value) and served.tarball.sha256 in str(info.value)
     assert cache_listing(zoo_env) == []
 
@@ -333,7 +333,7 @@ def test_hostile_tarball_is_refused_and_nothing_lands_outside(served, zoo_env, t
 
 def test_503_then_success_and_dropped_connection_resume_through_load(served):
     served.server.script(TINY_PATH, Fault(status=503), Fault(cut_after=1_000_000))
-    zoo.load(_tinynet.NAME, pretrained=True)
+    zoo.load(_tinynet.NAME, pretrained=True).eval()
     assert served.server.ranges(TINY_PATH) == [None, None, "bytes=1000000-"]
 
 
@@ -378,7 +378,7 @@ def test_import_tarball_then_load_offline(served, tiny_release, zoo_env, monkeyp
     path = zoo.import_tarball(served.tarball.path)  # name inferred from the file name
     assert path == zoo.cache_info(_tinynet.NAME).path
     assert zoo.cache_info(_tinynet.NAME).metadata["obtained_from"] == str(served.tarball.path)
-    model = zoo.load(_tinynet.NAME, pretrained=True)
+    model = zoo.load(_tinynet.NAME, pretrained=True).eval()
     assert_same_state(model, tiny_expected(tiny_release[2]))
     assert zoo.import_tarball(served.tarball.path, _tinynet.NAME) == path  # idempotent
     assert served.server.requests == []
@@ -409,8 +409,8 @@ def test_import_tarball_checks_the_file(served, tmp_path, zoo_env):
 
 def test_other_num_classes_needs_skip_classifier(served, tiny_release):
     with pytest.raises(zoo.MappingError, match="skip_classifier=True"):
-        zoo.load(_tinynet.NAME, pretrained=True, num_classes=5)
-    model = zoo.load(_tinynet.NAME, pretrained=True, num_classes=5, skip_classifier=True)
+        zoo.load(_tinynet.NAME, pretrained=True, num_classes=5).eval()
+    model = zoo.load(_tinynet.NAME, pretrained=True, num_classes=5, skip_classifier=True).eval()
     assert model.Logits.out_features == 5 and model.num_classes == 5
     want = tiny_expected(tiny_release[2])
     got = model.state_dict()
@@ -418,7 +418,7 @@ def test_other_num_classes_needs_skip_classifier(served, tiny_release):
         if not name.startswith("Logits."):
             assert torch.equal(got[name], value), name
     # no classes (a feature extractor, as in timm) needs no flag: nothing is left random
-    features = zoo.load(_tinynet.NAME, pretrained=True, num_classes=0)
+    features = zoo.load(_tinynet.NAME, pretrained=True, num_classes=0).eval()
     assert features.num_classes == 0
     got = features.state_dict()
     for name, value in want.items():
@@ -428,18 +428,18 @@ def test_other_num_classes_needs_skip_classifier(served, tiny_release):
 
 def test_unknown_model_and_model_without_release(served):
     with pytest.raises(zoo.UnknownModelError, match="vgg_16"):
-        zoo.load("vgg_61", pretrained=True)
+        zoo.load("vgg_61", pretrained=True).eval()
     with pytest.raises(zoo.UnknownModelError, match="vgg_16"):
         zoo.model_info("vgg_61")
     with pytest.raises(zoo.NoWeightsError, match="no pretrained weights were published"):
-        zoo.load("resnet_v1_200", pretrained=True)
+        zoo.load("resnet_v1_200", pretrained=True).eval()
     assert served.server.requests == []
 
 
 @pytest.mark.parametrize("name", ["resnet_v1_200", "resnet_v2_200"])
 def test_unreleased_models_in_the_shipped_registry(name, zoo_env):
     with pytest.raises(zoo.NoWeightsError, match=name):
-        zoo.load(name, pretrained=True)
+        zoo.load(name, pretrained=True).eval()
     with pytest.raises(zoo.NoWeightsError):
         zoo.download_weights(name)
     assert not zoo_env.exists()  # nothing created, no network
@@ -512,7 +512,7 @@ def test_process_killed_mid_download_then_next_load_resumes(served, tiny_release
     assert zoo.cache_info(_tinynet.NAME).partial_bytes == kept
 
     served.server.throttle = 0.0
-    model = zoo.load(_tinynet.NAME, pretrained=True)  # the dead holder's locks do not block
+    model = zoo.load(_tinynet.NAME, pretrained=True).eval()  # the dead holder's locks do not block
     ranges = served.server.ranges(TINY_PATH)
     assert ranges[0] is None and ranges[-1].startswith("bytes=")
     assert int(ranges[-1][len("bytes=") : -1]) >= kept

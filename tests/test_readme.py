@@ -63,9 +63,17 @@ def test_the_readme_has_examples_of_every_surface():
         "fuse_bn=True",
         "optimize_for_inference=True",
         "zoo.tune_cpu_allocator()",
+        "features_only=True",
+        "resolve_data_config(model=model)",
+        ".eval()",
         "slimzoo-warm --dry-run",
         "slimzoo-warm --verify",
         "slimzoo predict",
+        "slimzoo predict mobilenet_v2 photos/",
+        "torchrun --standalone --nproc-per-node 2 -m zoo predict",
+        "zoo.export_onnx(",
+        "zoo.export_program(",
+        "torch.autocast(",
         "slimzoo convert",
         "slimzoo export",
         "slimzoo info",
@@ -81,6 +89,10 @@ def workdir(tmp_path_factory):
     work.mkdir()
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(work / "cat.jpg")
+    (work / "photos" / "2024").mkdir(parents=True)  # a folder for slimzoo predict
+    for i, where in enumerate(("photos/a.jpg", "photos/2024/b.jpg", "photos/2024/c.png")):
+        pixels = rng.integers(0, 255, (200 + 20 * i, 260, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(work / where)
     (work / "hubconf.py").symlink_to(REPO / "hubconf.py")
     # a fine-tuned mobilenet_v1: the released weights with a 10-class classifier
     tensors = release_tensors("mobilenet_v1")

@@ -45,7 +45,7 @@ def _ours_nhwc(model, x) -> np.ndarray:
 def test_output_stride_and_pooling_match_tensorflow(tensorflow, arch, hw, kwargs):
     weights = reference_weights(arch)
     x = reference_input(arch, hw)
-    model = zoo.load(arch, checkpoint=weights, **kwargs)
+    model = zoo.load(arch, checkpoint=weights, **kwargs).eval()
     want = _tf_logits_nhwc(tensorflow, arch, weights, x, model.num_classes, **kwargs)
     got = _ours_nhwc(model, x)
 
@@ -67,7 +67,7 @@ def test_fine_tuned_class_count_matches_tensorflow(tensorflow, arch):
     weights[f"{arch}/logits/biases"] = rng.standard_normal(10).astype(np.float32)
     x = reference_input(arch, (65, 80))
 
-    model = zoo.load(arch, checkpoint=weights)
+    model = zoo.load(arch, checkpoint=weights).eval()
     assert model.num_classes == 10
     assert tuple(model.get_classifier().weight.shape) == (10, 2048)
     want = _tf_logits_nhwc(tensorflow, arch, weights, x, 10)

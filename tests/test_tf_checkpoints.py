@@ -49,7 +49,7 @@ def test_tf_written_checkpoint_gives_reference_logits(tensorflow, tmp_path, arch
     with zoo.open_checkpoint(path) as reader:
         assert reader.format == fmt
         assert set(reader) == set(weights)
-    model = zoo.load(arch, checkpoint=path, **run.kwargs)
+    model = zoo.load(arch, checkpoint=path, **run.kwargs).eval()
     with torch.no_grad():
         logits = model(reference_input(arch, run.input_hw)).numpy()
     want = expected(arch)["logits"]

@@ -365,8 +365,8 @@ def test_from_dir_imports_the_tarballs_found_and_reports_the_missing(
     code, out, err = run_main(capsys, "--from-dir", str(usb))  # what DIR holds
     assert code == 0, err
     assert status_of(out) == {"slimzoo_tiny": "cached", "slimzoo_tiny_b": "cached"}
-    model = zoo.load("slimzoo_tiny_b", pretrained=True, offline=True)
-    want = zoo.load(_tinynet.NAME, checkpoint=tiny[1]).state_dict()
+    model = zoo.load("slimzoo_tiny_b", pretrained=True, offline=True).eval()
+    want = zoo.load(_tinynet.NAME, checkpoint=tiny[1]).eval().state_dict()
     assert all(model.state_dict()[k].equal(v) for k, v in want.items())
     assert served.server.requests == []
 
@@ -451,5 +451,5 @@ def test_script_from_a_checkout_warms_a_real_network(zoo_env, tmp_path, monkeypa
     assert "downloaded" in line.split() and tarball.sha256[:12] in line.split()
     info = zoo.cache_info(name, verify=True)
     assert info.complete and info.metadata["tarball_sha256"] == tarball.sha256
-    model = zoo.load(name, pretrained=True, offline=True)
+    model = zoo.load(name, pretrained=True, offline=True).eval()
     assert model.num_classes == 1001

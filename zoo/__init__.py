@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the names below are imported on first use (see __getattr__)
 
     from .allocator import tune_cpu_allocator
     from .checkpoint import open_checkpoint
+    from .deploy import export_onnx, export_program
     from .export import export_tf_checkpoint
     from .labels import imagenet_labels
     from .models import list_models, load
@@ -44,6 +45,8 @@ _LAZY = {
     "set_fast_inference": "architectures",
     "tune_cpu_allocator": "zoo.allocator",
     "open_checkpoint": "zoo.checkpoint",
+    "export_onnx": "zoo.deploy",
+    "export_program": "zoo.deploy",
     "export_tf_checkpoint": "zoo.export",
     "imagenet_labels": "zoo.labels",
     "list_models": "zoo.models",
@@ -99,6 +102,8 @@ __all__ = [
     "__version__",
     "cache_info",
     "download_weights",
+    "export_onnx",
+    "export_program",
     "export_tf_checkpoint",
     "fuse_bn",
     "get_transform",

@@ -60,7 +60,8 @@ def describe(name: str) -> str:
     lines = [
         summary,
         "",
-        f"The TF-slim network ``{name}`` as a native PyTorch module (slimzoo), in eval mode.",
+        f"The TF-slim network ``{name}`` as a native PyTorch module (slimzoo), in training "
+        "mode as torchvision's (call ``.eval()`` for inference).",
     ]
     if info is not None:
         lines += ["", *_facts(info)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
 import numpy as np
@@ -12,14 +12,16 @@ import torch
 from torch import nn
 
 import architectures
+from architectures._features import FeatureNet
 from architectures._fuse import fuse_bn as fold_batch_norms
 from architectures._packed import optimize_for_inference as optimize_model
 from architectures._tf import checkpoint_num_classes, load_tf_weights
 from architectures._values import check_finite_state
 
 from .arguments import check_load_arguments
-from .errors import CheckpointError, ConfigError, MappingError, UnknownModelError
+from .errors import CheckpointError, ConfigError, MappingError, UnknownModelError, close_matches
 from .hub import ProgressCallback
+from .model_card import pretrained_cfg
 
 __all__ = [
     "CheckpointLike",
@@ -36,9 +38,22 @@ log = logging.getLogger(__name__)
 CheckpointLike = Union[str, "os.PathLike[str]", Mapping[str, np.ndarray]]
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Names of the available networks matching the glob ``pattern`` (e.g. ``"resnet_v2_*"``)."""
-    return architectures.list_architectures(pattern)
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """Names matching the glob ``pattern`` (e.g. ``"resnet_v2_*"``), in natural order
+    (``resnet_v1_50`` before ``resnet_v1_101``), as timm's ``list_models``.
+
+    Without ``pretrained``: the networks :func:`load` can build. With ``pretrained=True``: the
+    names ``load(name, pretrained=True)`` takes (published weights whose network is available
+    here), as :func:`zoo.list_pretrained` but natural-sorted and without releases of networks
+    this slimzoo lacks.
+    """
+    if not pretrained:
+        return architectures.list_architectures(pattern)
+    from .registry import list_pretrained, model_info
+
+    networks = set(architectures.list_architectures())
+    released = [n for n in list_pretrained(pattern) if model_info(n).architecture in networks]
+    return sorted(released, key=architectures.natural_key)
 
 
 def load(
@@ -57,9 +72,20 @@ def load(
     fuse_bn: bool = False,
     optimize_for_inference: bool = False,
     allow_nonfinite: bool = False,
+    features_only: bool = False,
+    out_indices: Sequence[int] | None = None,
     **model_kwargs: Any,
 ) -> nn.Module:
-    """Build the slim network ``name``, optionally filled with TF weights, in eval mode.
+    """Build the slim network ``name``, optionally filled with TF weights.
+
+    As in timm and torchvision, the model comes back in **training mode** (batch norm updates
+    its statistics, dropout is on): call ``model.eval()`` before inference. Only the
+    inference-only forms, ``fuse_bn=True`` and ``optimize_for_inference=True``, come back in
+    eval mode (their batch norms are folded away, so there is nothing to train).
+
+    The model carries ``pretrained_cfg``, timm's model card (input size, mean, std, crop,
+    interpolation, classes and label offset, release URL and sha256), which timm's
+    ``resolve_data_config(model=model)`` reads; see :func:`zoo.model_card.pretrained_cfg`.
 
     Args:
         name: slim network name, see :func:`list_models` (with ``pretrained=True``, a model of
@@ -101,7 +127,14 @@ def load(
             :func:`zoo.optimize_for_inference`.
         allow_nonfinite: load a ``checkpoint`` or ``weights`` file holding NaN or inf values
             (refused by default: a diverged run or a corrupt file).
-        **model_kwargs: passed to the network (``global_pool``, ``output_stride``, ...).
+        features_only: as timm: a module returning a list of NCHW feature maps (one per
+            stride, at slim end points) instead of logits, with ``feature_info`` (``channels()``,
+            ``reduction()``, ``module_name()``, ``end_point()``); the classifier is not built
+            (``num_classes=0``). ResNets take ``output_stride=8`` or ``16`` (atrous blocks).
+        out_indices: with ``features_only``, which feature levels to return (default all;
+            negative indices count from the deepest).
+        **model_kwargs: passed to the network (``global_pool``, ``output_stride``, ...); an
+            option the network does not have is a ``zoo.ConfigError`` listing those it has.
 
     Raises:
         zoo.UnknownModelError: ``name`` is not a known network (the message lists close matches).
@@ -122,6 +155,13 @@ def load(
     sources = [source for source, used in given.items() if used]
     if len(sources) > 1:
         raise ValueError(f"pass one of pretrained=True, checkpoint=..., weights=...; got {sources}")
+    _check_network_options(name, pretrained, model_kwargs)
+    if out_indices is not None and not features_only:
+        raise ConfigError("out_indices selects feature maps: pass features_only=True with it")
+    if features_only and drop_background:
+        raise ConfigError("features_only=True builds no classifier: drop_background does not apply")
+    if features_only and num_classes is None:
+        num_classes = 0  # no classifier (the checkpoint's is left unread), as timm
     if drop_background and num_classes not in (None, 1001):
         raise _no_background(f"{name} with num_classes={num_classes}", num_classes)
     if pretrained:
@@ -165,7 +205,45 @@ def load(
         optimize_model(model)
     elif fuse_bn:
         fold_batch_norms(model)
-    return model.eval()
+    else:
+        model.train()  # timm's and torchvision's convention (loading may have left eval mode)
+    model.pretrained_cfg = pretrained_cfg(name, model, pretrained=pretrained)
+    if features_only:
+        model = FeatureNet(model, out_indices)
+        model.pretrained_cfg = model.body.pretrained_cfg
+    return model
+
+
+def _check_network_options(name: str, pretrained: bool, options: Mapping[str, Any]) -> None:
+    """A clear error for a keyword argument neither :func:`load` nor the network takes."""
+    if not options:
+        return
+    from .hub_entries import load_options, network_options
+
+    network = name
+    if pretrained:
+        from .registry import model_info
+
+        try:
+            network = model_info(name).architecture
+        except UnknownModelError:
+            return  # load's own lookup says so, with close matches
+    try:
+        constructor = architectures.get_constructor(network)
+    except UnknownModelError:
+        return
+    known = network_options(constructor)
+    if not known:  # a constructor whose options cannot be read: let it judge
+        return
+    names = [o.split("=")[0] for o in known]
+    unknown = [k for k in options if k not in names]
+    if unknown:
+        everything = [*names, *load_options()]
+        hints = "".join(close_matches(k, everything) for k in unknown)
+        raise ConfigError(
+            f"{network} takes no option {', '.join(map(repr, unknown))}.{hints} Its own options: "
+            f"{', '.join(known)}; zoo.load's: {', '.join(load_options())}."
+        )
 
 
 def _load_pretrained(

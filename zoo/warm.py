@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from architectures import natural_key
+
 from . import config
 from .errors import ZooError, close_matches
 from .pretrained import CacheInfo, _download_weights, _import_tarball, cache_info
@@ -247,7 +249,7 @@ def select(
     A pattern that matches nothing raises :class:`UsageError` with close matches.
     """
     registry = get_registry()
-    released = registry.names(with_weights=True)
+    released = sorted(registry.names(with_weights=True), key=natural_key)  # _50 before _101
     if not patterns:
         if tarballs is not None:
             found = [n for n in released if registry.models[n].release.tarball in tarballs]
@@ -267,7 +269,7 @@ def select(
         if not matches:
             raise UsageError(_no_match(pattern, released, registry.models))
         chosen.update(matches)
-    return sorted(chosen)
+    return sorted(chosen, key=natural_key)
 
 
 def _no_match(pattern: str, released: list[str], models: Mapping[str, ModelInfo]) -> str:
