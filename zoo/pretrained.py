@@ -392,7 +392,9 @@ def _build_entry(
     try:
         digest = hashlib.sha256() if sha256 is None else None
         try:
-            extracted = archive.extract_members(tarball, release.files, workdir, digest=digest)
+            extracted = archive.extract_members(
+                tarball, release.files, workdir, digest=digest, known=release.other_files or ()
+            )
         except ArchiveError:
             # a file that is not the release at all: say that, not what it lacks
             if digest is not None and expected_sha256 is not None:
