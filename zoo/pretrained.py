@@ -439,6 +439,9 @@ def _build_entry(
             "ema_variables": len(conversion.ema),
             "ema_shadows_used": list(conversion.ema),
             "ignored_tensors": list(conversion.ignored),
+            "skipped_tensors": dict(conversion.reasons),  # ignored tensor → why
+            "absent_tensors": list(conversion.absent),  # of a head the release lacks in part
+            "dropped_heads": list(conversion.dropped_heads),  # not in the cached weights
             "source_url": release.url,
             "obtained_from": origin,  # the URL after ZOO_MIRROR, or the imported file
             "tarball": release.tarball,
