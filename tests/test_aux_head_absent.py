@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import reference_input, reference_weights, runs
+from conftest import expected, reference_input, reference_weights, runs, tolerance
 from safetensors.torch import save_model
 
 import zoo
@@ -148,3 +148,21 @@ def test_both_spellings_of_the_aux_fc_scope_load(arch, full_models):
     weights[f"{scope}aux_logits/FC/weights"] = weights[f"{scope}aux_logits/fully_connected/weights"]
     with pytest.raises(MappingError, match="unused checkpoint tensors"):
         zoo.load(arch, checkpoint=weights)
+
+
+@pytest.mark.parametrize(
+    "arch, scope", [("inception_v4", "InceptionV4/AuxLogits/"),
+                    ("inception_resnet_v2", "InceptionResnetV2/AuxLogits/")]
+)  # fmt: skip
+def test_the_other_inception_heads_may_be_missing_too(arch, scope):
+    weights = reference_weights(arch)
+    gone = sorted(n for n in weights if n.startswith(scope) and "/Conv2d_1b_1x1/" in n)
+    for name in gone:
+        del weights[name]
+    model = zoo.load(arch, checkpoint=weights)
+    assert model.AuxLogits is None and sorted(model.load_report.absent) == gone
+    run = runs(arch)[0]
+    with torch.no_grad():
+        logits = model(reference_input(arch, run.input_hw)[:1]).numpy()
+    want = expected(arch)["logits" + run.suffix][:1]
+    assert np.abs(logits - want).max() <= tolerance(want)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
@@ -218,7 +219,7 @@ def _conversion_report(sidecar: os.PathLike[str], tensors: int) -> architectures
     import json
 
     try:
-        meta = json.loads(open(sidecar, encoding="utf-8").read())
+        meta = json.loads(Path(sidecar).read_text(encoding="utf-8"))
     except (OSError, ValueError):  # pragma: no cover - download_weights checked it just now
         meta = {}
     reasons = meta.get("skipped_tensors") or {}
@@ -360,7 +361,7 @@ def _absent_optional_heads(
         missing = [k for k in names if _under(k, (head,)) and k not in state]
         if missing:
             heads.append(head)
-            absent += missing
+            absent += [k for k in missing if not k.endswith("num_batches_tracked")]
     return tuple(heads), absent
 
 
