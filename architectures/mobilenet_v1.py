@@ -4,9 +4,11 @@ Paper: Howard et al., "MobileNets: Efficient Convolutional Neural Networks for M
 Applications", 2017, https://arxiv.org/abs/1704.04861.
 Slim source: tensorflow/models ``research/slim/nets/mobilenet_v1.py`` (``mobilenet_v1``,
 ``mobilenet_v1_base``, ``mobilenet_v1_arg_scope``), 2017-11.
-Checkpoint: ``mobilenet_v1_1.0_224`` (``mobilenet_v1_2018_02_22/mobilenet_v1_1.0_224.tgz``, TF V2
+Checkpoints: ``mobilenet_v1_1.0_224`` (``mobilenet_v1_2018_02_22/mobilenet_v1_1.0_224.tgz``, TF V2
 bundle): 1001 classes (index 0 = background), 224x224, "inception" preprocessing (x/255, central
-crop 0.875, resize, (x - 0.5) * 2); top-1/top-5 70.9/89.9 in slim's README.
+crop 0.875, resize, (x - 0.5) * 2); top-1/top-5 70.9/89.9 in slim's README. The same release
+holds ``mobilenet_v1_<m>_<size>`` for the multipliers 0.25/0.5/0.75 (networks
+``mobilenet_v1_025``/``_050``/``_075``, slim's nets_factory names) at 128/160/192/224.
 
 Slim quirks reproduced here:
 
@@ -16,7 +18,8 @@ Slim quirks reproduced here:
   kernel (``Conv2d_<i>_depthwise/depthwise_weights``), with its own batch norm and ReLU6.
 * all convs are TF 'SAME': on even inputs the stride-2 layers pad one pixel at the bottom/right
   only (``Conv2dSame`` reproduces it; slim's ``use_explicit_padding`` is off).
-* channels are ``max(int(depth * depth_multiplier), min_depth)`` (plain truncation, unlike v2).
+* channels are ``max(int(depth * depth_multiplier), min_depth)`` (plain truncation, unlike v2;
+  ``min_depth`` 8): every depth is a multiple of 32, so 0.25 … 0.75 give exact products.
 * ``global_pool=False`` (slim's default) is a 'VALID' average pool of kernel ``min(7, map size)``
   and stride 2 (slim's ``avg_pool2d`` default): the whole 7x7 map at 224x224, but a map of
   scores on much larger inputs. ``global_pool=True`` averages the whole map.
@@ -35,7 +38,13 @@ from ._base import SlimNet
 from ._registry import register_model
 from .layers import Conv2dSame, ConvBnAct, FixedWindowAvgPool, GlobalAvgPool, SpatialSqueeze
 
-__all__ = ["MobileNetV1", "mobilenet_v1"]
+__all__ = [
+    "MobileNetV1",
+    "mobilenet_v1",
+    "mobilenet_v1_025",
+    "mobilenet_v1_050",
+    "mobilenet_v1_075",
+]
 
 # slim's _CONV_DEFS after Conv2d_0 (3x3, stride 2, 32): (stride, depth) of each depthwise-
 # separable layer Conv2d_1 .. Conv2d_13 (3x3 depthwise, then 1x1 pointwise).
@@ -175,3 +184,26 @@ class MobileNetV1(SlimNet):
 def mobilenet_v1(**kwargs) -> MobileNetV1:
     """MobileNet v1 1.0 (depth multiplier 1.0), 1001 classes, 224x224."""
     return MobileNetV1(**kwargs)
+
+
+# slim's nets_factory names of the lower multipliers (``mobilenet_v1_075 = wrapped_partial(
+# mobilenet_v1, depth_multiplier=0.75)``); the 2018_02_22 releases ``mobilenet_v1_<m>_<size>``
+# are these networks at 128, 160, 192 or 224.
+
+
+@register_model
+def mobilenet_v1_075(**kwargs) -> MobileNetV1:
+    """MobileNet v1 0.75 (slim ``mobilenet_v1_075``), 1001 classes."""
+    return MobileNetV1(depth_multiplier=0.75, **kwargs)
+
+
+@register_model
+def mobilenet_v1_050(**kwargs) -> MobileNetV1:
+    """MobileNet v1 0.5 (slim ``mobilenet_v1_050``), 1001 classes."""
+    return MobileNetV1(depth_multiplier=0.5, **kwargs)
+
+
+@register_model
+def mobilenet_v1_025(**kwargs) -> MobileNetV1:
+    """MobileNet v1 0.25 (slim ``mobilenet_v1_025``), 1001 classes."""
+    return MobileNetV1(depth_multiplier=0.25, **kwargs)

@@ -6,7 +6,9 @@ Slim source: tensorflow/models ``research/slim/nets/mobilenet/mobilenet_v2.py`` 
 ``mobilenet``, ``mobilenet_v2_140``) with ``mobilenet.py`` (``mobilenet_base``, ``mobilenet``,
 ``global_pool``, ``training_scope``) and ``conv_blocks.py`` (``expanded_conv``), 2019-04.
 Checkpoints (TF V2 bundles, ``storage.googleapis.com/mobilenet_v2/checkpoints/``):
-``mobilenet_v2_1.0_224`` and ``mobilenet_v2_1.4_224``: 1001 classes (index 0 = background),
+``mobilenet_v2_1.0_224`` and ``mobilenet_v2_1.4_224``, and ``mobilenet_v2_<m>_<size>`` for the
+multipliers 0.35/0.5/0.75/1.3 (networks ``mobilenet_v2_035``/``_050``/``_075``/``_130``, slim's
+nets_factory names) at 96 … 224: 1001 classes (index 0 = background),
 224x224, "inception" preprocessing (x/255, central crop 0.875, resize, (x - 0.5) * 2); top-1/top-5
 71.8/91.0 and 75.0/92.5 in slim's README, reached with the ``ExponentialMovingAverage`` shadows the
 checkpoints hold next to every variable (the loader takes them by default, ``use_ema=True``).
@@ -32,6 +34,7 @@ Slim quirks reproduced here:
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from functools import partial
 
 import torch
@@ -41,7 +44,16 @@ from ._base import SlimNet
 from ._registry import register_model
 from .layers import Conv1x1AsLinear, ConvBnAct, GlobalAvgPool
 
-__all__ = ["MobileNetV2", "make_divisible", "mobilenet_v2", "mobilenet_v2_140"]
+__all__ = [
+    "MobileNetV2",
+    "make_divisible",
+    "mobilenet_v2",
+    "mobilenet_v2_035",
+    "mobilenet_v2_050",
+    "mobilenet_v2_075",
+    "mobilenet_v2_130",
+    "mobilenet_v2_140",
+]
 
 # slim's V2_DEF spec between the stem ``Conv`` (3x3, stride 2, 32) and ``Conv_1`` (1x1, 1280):
 # (expansion factor, num_outputs, stride) of expanded_conv, expanded_conv_1 .. expanded_conv_16.
@@ -68,7 +80,8 @@ STEM_DEPTH = 32
 HEAD_DEPTH = 1280
 
 # slim conv2d / separable_conv2d under V2_DEF: batch norm (eps 1e-3, gamma) and ReLU6
-ConvBnRelu6 = partial(ConvBnAct, bn_eps=1e-3, bn_scale=True, act=partial(nn.ReLU6, inplace=True))
+RELU6 = partial(nn.ReLU6, inplace=True)
+ConvBnRelu6 = partial(ConvBnAct, bn_eps=1e-3, bn_scale=True, act=RELU6)
 
 
 def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
@@ -90,21 +103,38 @@ class ExpandedConv(nn.Module):
 
     End points (slim's ``layer_<n>/...``): ``expansion_output`` (after ``expand``),
     ``depthwise_output`` (after ``depthwise``), ``output`` (after the residual add).
+
+    MobileNet v3 (:mod:`architectures.mobilenet_v3`) uses the same block with a 5x5 depthwise
+    kernel in places, its own activation (``act``, a module factory) and a ``squeeze_excite``
+    (a factory taking the inner depth) between ``depthwise`` and ``project``, slim's
+    ``expansion_transform``; v2 has 3x3, ReLU6 and none.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, inner: int, stride: int) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        inner: int,
+        stride: int,
+        *,
+        kernel_size: int = 3,
+        act: Callable[[], nn.Module] = RELU6,
+        squeeze_excite: Callable[[int], nn.Module] | None = None,
+    ) -> None:
         super().__init__()
+        conv_bn_act = partial(ConvBnAct, bn_eps=1e-3, bn_scale=True, act=act)
         # slim adds the expansion only when it widens the input (not in the first block)
         self.has_expansion = inner > in_channels
         if not self.has_expansion:
             inner = in_channels
-        self.expand = ConvBnRelu6(in_channels, inner, 1) if self.has_expansion else nn.Identity()
-        self.depthwise = ConvBnRelu6(inner, inner, 3, stride=stride, groups=inner)
+        self.expand = conv_bn_act(in_channels, inner, 1) if self.has_expansion else nn.Identity()
+        self.depthwise = conv_bn_act(inner, inner, kernel_size, stride=stride, groups=inner)
+        self.squeeze_excite = squeeze_excite(inner) if squeeze_excite else nn.Identity()
         self.project = ConvBnAct(inner, out_channels, 1, bn_eps=1e-3, act=None)  # linear
         self.residual = stride == 1 and in_channels == out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.project(self.depthwise(self.expand(x)))
+        out = self.project(self.squeeze_excite(self.depthwise(self.expand(x))))
         return out + x if self.residual else out
 
 
@@ -239,3 +269,37 @@ def mobilenet_v2(**kwargs) -> MobileNetV2:
 def mobilenet_v2_140(**kwargs) -> MobileNetV2:
     """MobileNet v2 1.4 (slim ``mobilenet_v2_140``), 1001 classes, 224x224."""
     return MobileNetV2(depth_multiplier=1.4, **kwargs)
+
+
+# slim's nets_factory names of the other multipliers. Below 1.0 the released checkpoints were
+# built with finegrain_classification_mode=True (slim's mobilenet_v2_050 / _035 set it): Conv_1
+# keeps its 1280 channels. Above 1.0 (1.3, 1.4) Conv_1 is multiplied like every other layer.
+
+
+@register_model
+def mobilenet_v2_130(**kwargs) -> MobileNetV2:
+    """MobileNet v2 1.3 (slim ``mobilenet_v2_130``), 1001 classes."""
+    return MobileNetV2(depth_multiplier=1.3, **kwargs)
+
+
+@register_model
+def mobilenet_v2_075(**kwargs) -> MobileNetV2:
+    """MobileNet v2 0.75 (slim ``mobilenet_v2_075``), 1001 classes; ``Conv_1`` keeps 1280."""
+    return MobileNetV2(depth_multiplier=0.75, **_finegrain(kwargs))
+
+
+@register_model
+def mobilenet_v2_050(**kwargs) -> MobileNetV2:
+    """MobileNet v2 0.5 (slim ``mobilenet_v2_050``), 1001 classes; ``Conv_1`` keeps 1280."""
+    return MobileNetV2(depth_multiplier=0.5, **_finegrain(kwargs))
+
+
+@register_model
+def mobilenet_v2_035(**kwargs) -> MobileNetV2:
+    """MobileNet v2 0.35 (slim ``mobilenet_v2_035``), 1001 classes; ``Conv_1`` keeps 1280."""
+    return MobileNetV2(depth_multiplier=0.35, **_finegrain(kwargs))
+
+
+def _finegrain(kwargs: dict) -> dict:
+    """slim's partials set ``finegrain_classification_mode=True``; a caller may turn it off."""
+    return {"finegrain_classification_mode": True, **kwargs}

@@ -55,6 +55,37 @@ def slim_logits(
             return sess.run(logits, {images: images_nhwc})
 
 
+def slim_input_gradient(
+    tensorflow: tuple[Any, Any],
+    arch: str,
+    weights: Mapping[str, np.ndarray],
+    images_nhwc: np.ndarray,
+    labels: np.ndarray,
+    **net_kwargs: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(logits, d loss / d images)`` of the tf_slim network ``arch`` with ``weights``, where the
+    loss is the summed softmax cross-entropy of the logits against ``labels`` (what an FGSM-style
+    attack differentiates); the gradient is NHWC like the images. The graph computes in the
+    images' dtype (float64 images: weights and every op in float64). Arguments as in
+    :func:`slim_logits`."""
+    tf, _ = tensorflow
+    dtype = images_nhwc.dtype.name
+    graph, images, logits = _slim_graph(tensorflow, arch, images_nhwc.shape, net_kwargs, dtype)
+    with graph.as_default():
+        flat = tf.reshape(logits, [images_nhwc.shape[0], -1])  # resnets: [N, 1, 1, classes]
+        loss = tf.reduce_sum(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=flat)
+        )
+        (gradient,) = tf.compat.v1.gradients(loss, [images])
+        variables = tf.compat.v1.global_variables()
+        with tf.compat.v1.Session(graph=graph) as sess:
+            initial_values = {
+                v.initializer.inputs[1]: weights[v.op.name].astype(dtype) for v in variables
+            }
+            sess.run([v.initializer for v in variables], initial_values)
+            return sess.run((flat, gradient), {images: images_nhwc})
+
+
 def slim_logits_from_checkpoint(
     tensorflow: tuple[Any, Any],
     arch: str,
@@ -82,15 +113,17 @@ def _slim_graph(
     arch: str,
     input_shape: tuple[int, ...],
     net_kwargs: Mapping[str, Any],
+    dtype: str = "float32",
 ) -> tuple[Any, Any, Any]:
     """``(graph, images placeholder, logits)`` of the tf_slim network ``arch`` (is_training=False,
-    under its own arg scope) on an NHWC float32 input of ``input_shape``."""
+    under its own arg scope) on an NHWC input of ``input_shape`` (its variables take ``dtype``,
+    the input's)."""
     tf, slim = tensorflow
     module_name, fn_name, scope_name = SLIM_NETS[arch]
     nets = importlib.import_module(f"tf_slim.nets.{module_name}")
     graph = tf.Graph()
     with graph.as_default():
-        images = tf.compat.v1.placeholder(tf.float32, input_shape)
+        images = tf.compat.v1.placeholder(dtype, input_shape)
         with slim.arg_scope(getattr(nets, scope_name)()):
             logits, _ = getattr(nets, fn_name)(images, is_training=False, **net_kwargs)
     return graph, images, logits

@@ -79,7 +79,8 @@ def meta(arch: str) -> dict[str, Any]:
 # One network per family module, for checks where depth and width change no code path: BN +
 # ReLU (resnet_v1), biased convs and pre-activations (resnet_v2), no BN and a whole-map fc6
 # (vgg), TF 'SAME' on stride 2 at even sizes (inception_v1/v2), VALID strides (v3/v4/IRv2),
-# depthwise + ReLU6 (mobilenets), separable convs (nasnet/pnasnet).
+# depthwise + ReLU6 (mobilenets), hard-swish, squeeze-excite and a bias-only 1x1 conv after the
+# pool (mobilenet_v3), separable convs (nasnet/pnasnet).
 ONE_PER_FAMILY = (
     "resnet_v1_50",
     "resnet_v2_50",
@@ -91,6 +92,7 @@ ONE_PER_FAMILY = (
     "inception_resnet_v2",
     "mobilenet_v1",
     "mobilenet_v2",
+    "mobilenet_v3_large",
     "nasnet_mobile",
     "pnasnet_mobile",
 )

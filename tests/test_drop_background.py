@@ -16,8 +16,14 @@ from architectures._tf import tf_mapping
 
 # one network per classifier layout: conv heads with a conv aux head (inception_v3), linear
 # heads with an aux head (nasnet_mobile), a 1x1 conv head (mobilenet_v1), ChainNet's head
-# (inception_v1)
-ARCHS = {"inception_v3": 107, "nasnet_mobile": 96, "mobilenet_v1": 96, "inception_v1": 224}
+# (inception_v1), a 1x1 conv head after a bias-only 1x1 conv (mobilenet_v3_large)
+ARCHS = {
+    "inception_v3": 107,
+    "nasnet_mobile": 96,
+    "mobilenet_v1": 96,
+    "inception_v1": 224,
+    "mobilenet_v3_large": 224,
+}
 
 
 def _pair(arch: str) -> tuple[torch.nn.Module, torch.nn.Module]:

@@ -48,8 +48,16 @@ def test_every_conv_batch_norm_pair_is_folded(name):
 
 
 # One network per way batch norms are laid out: BN with gamma (resnet_v1), pre-activation
-# (resnet_v2), no gamma (inception), depthwise + ReLU6 (mobilenet), NASNet's sibling BNs.
-FAMILIES = ["resnet_v1_50", "resnet_v2_50", "inception_v3", "mobilenet_v2", "nasnet_mobile"]
+# (resnet_v2), no gamma (inception), depthwise + ReLU6 (mobilenet), NASNet's sibling BNs, and
+# MobileNet v3's BN-free squeeze-excite and Conv_2 beside its folded BNs.
+FAMILIES = [
+    "resnet_v1_50",
+    "resnet_v2_50",
+    "inception_v3",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "nasnet_mobile",
+]
 
 
 @pytest.mark.parametrize("name", FAMILIES)

@@ -91,8 +91,9 @@ def test_unknown_model_suggests_close_names():
         zoo.load("no_such_net")
 
 
-# one network per family: the classifier is a conv (vgg, resnet, inception_v1/v3, mobilenet) or
-# fully connected (inception_resnet_v2, nasnet), with and without an auxiliary head
+# one network per family: the classifier is a conv (vgg, resnet, inception_v1/v3, mobilenet, also
+# after mobilenet_v3's biased Conv_2) or fully connected (inception_resnet_v2, nasnet), with and
+# without an auxiliary head
 HEADLESS = [
     "vgg_16",
     "resnet_v1_50",
@@ -101,6 +102,7 @@ HEADLESS = [
     "inception_v3",
     "inception_resnet_v2",
     "mobilenet_v1",
+    "mobilenet_v3_large",
     "nasnet_mobile",
 ]
 

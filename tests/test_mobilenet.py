@@ -175,30 +175,49 @@ def test_mobilenet_v2_140_channels_are_the_manifests():
 
 
 @pytest.mark.parametrize(
-    ("multiplier", "finegrain", "millions"),
+    ("name", "multiplier", "millions"),
     [
-        (0.35, True, 1.66),
-        (0.5, True, 1.95),
-        (0.75, True, 2.61),
-        (1.0, False, 3.47),
-        (1.3, False, 5.34),
-        (1.4, False, 6.06),
+        ("mobilenet_v2_035", 0.35, 1.66),
+        ("mobilenet_v2_050", 0.5, 1.95),
+        ("mobilenet_v2_075", 0.75, 2.61),
+        ("mobilenet_v2", 1.0, 3.47),
+        ("mobilenet_v2_130", 1.3, 5.34),
+        ("mobilenet_v2_140", 1.4, 6.06),
     ],
 )
-def test_mobilenet_v2_sizes_are_the_published_ones(multiplier, finegrain, millions):
+def test_mobilenet_v2_sizes_are_the_published_ones(name, multiplier, millions):
     """slim's MobileNet v2 README: parameters (M) of the released checkpoints, 1001 classes,
-    counted without batch norm. The small ones keep Conv_1 at 1280 (finegrain mode)."""
-    model = create_model(
-        "mobilenet_v2", depth_multiplier=multiplier, finegrain_classification_mode=finegrain
-    )
+    counted without batch norm, for the networks as slim's nets_factory names them. The small
+    ones keep Conv_1 at 1280 (finegrain mode)."""
+    model = create_model(name)
     count = sum(p.numel() for n, p in model.named_parameters() if ".bn." not in n)
     assert round(count / 1e6, 2) == millions
     assert model.num_features == (1280 if multiplier <= 1 else make_divisible(1280 * multiplier, 8))
+    assert model.Conv.conv.out_channels == make_divisible(32 * multiplier, 8)
 
 
-@pytest.mark.parametrize(("multiplier", "weights"), [(1.0, 3_185_088), (0.75, 1_800_144)])
-def test_mobilenet_v1_conv_weights_are_slims_table(multiplier, weights):
+def test_finegrain_mode_of_the_small_v2_can_be_turned_off():
+    model = create_model("mobilenet_v2_050", finegrain_classification_mode=False)
+    assert model.num_features == 640
+
+
+@pytest.mark.parametrize(
+    ("name", "weights"), [("mobilenet_v1", 3_185_088), ("mobilenet_v1_075", 1_800_144)]
+)
+def test_mobilenet_v1_conv_weights_are_slims_table(name, weights):
     """The per-layer table in slim's mobilenet_v1.py docstring: total conv kernel parameters."""
-    model = create_model("mobilenet_v1", depth_multiplier=multiplier)
+    model = create_model(name)
     count = sum(p.numel() for n, p in model.named_parameters() if n.endswith("conv.weight"))
     assert count == weights
+
+
+@pytest.mark.parametrize(
+    ("name", "multiplier"), [("mobilenet_v1_050", 0.5), ("mobilenet_v1_025", 0.25)]
+)
+def test_mobilenet_v1_low_multipliers_scale_every_layer(name, multiplier):
+    """Every v1 depth is a multiple of 32, so truncation and min_depth 8 change nothing."""
+    full, small = create_model("mobilenet_v1"), create_model(name)
+    for layer in full.layer_names:
+        want = int(getattr(full, layer).conv.out_channels * multiplier)
+        assert getattr(small, layer).conv.out_channels == want, layer
+    assert small.num_features == int(1024 * multiplier)

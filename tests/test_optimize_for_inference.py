@@ -61,9 +61,14 @@ def test_optimized_model_gives_the_reference_logits_on_packed_convs(name):
 
 def _may_skip_packing(conv_name: str) -> bool:
     """Convs that a forward pass leaves unpacked: the auxiliary heads (not run in eval) and
-    the classifier convs over a whole map (VGG's fc6-fc8, MobileNet's logits), which run as
-    one matrix product instead."""
-    return "aux" in conv_name.lower() or conv_name.startswith("fc") or "Logits" in conv_name
+    the convs over a whole map (VGG's fc6-fc8, MobileNet's logits, MobileNet v3's
+    squeeze-excite and its Conv_2 after the pool), which run as one matrix product instead."""
+    whole_map = ("Logits", "squeeze_excite", "Conv_2")
+    return (
+        "aux" in conv_name.lower()
+        or conv_name.startswith("fc")
+        or any(part in conv_name for part in whole_map)
+    )
 
 
 def _conv_bn_blocks(model: nn.Module) -> list[nn.Module]:
