@@ -11,7 +11,10 @@ One release per kind of real layout (checkpoint_facts.md):
   (the reference values: the ones that must be loaded) and RMSProp slots;
 * ``nasnet_large`` and ``pnasnet_large``: ``model.ckpt.*`` without the aux head's batch norms,
   as published (tensorflow/models #2648, #3822, #8643); NASNet's aux FC spelled
-  ``fully_connected`` as in its re-upload, PNASNet's ``FC``.
+  ``fully_connected`` as in its re-upload, PNASNet's ``FC``;
+* ``mobilenet_v3_large`` and ``adv_inception_v3``: the catalogue's layouts (everything under
+  ``v3-large_224_1.0_float/``, the ``ema/model-540000`` checkpoint loaded, ``pristine/`` and the
+  graphs skipped; ``adv_inception_v3.ckpt.{index,data,meta}``), from registry entries alone.
 
 Each tarball is built once per session. The large networks run one image.
 """
@@ -56,6 +59,10 @@ RELEASES = {
     ),
     "nasnet_large": (lambda: nas_without_aux_bn("nasnet_large", "fully_connected"), 1),
     "pnasnet_large": (lambda: nas_without_aux_bn("pnasnet_large", "FC"), 1),
+    # the catalogue's layouts: everything under <n>/ with ema/model-<step> (averaged weights
+    # under plain names: the one loaded) beside pristine/; the adversarial V2 <name>.ckpt.*
+    "mobilenet_v3_large": (lambda: release_tensors("mobilenet_v3_large"), None),
+    "adv_inception_v3": (lambda: release_tensors("inception_v3"), 1),
 }
 
 
@@ -95,15 +102,16 @@ def test_real_layout_loads_with_the_reference_logits(name, zoo_env, tf_releases,
             {name: {"url": url, "size": tarball.size, "sha256": tarball.sha256}},
         )
         monkeypatch.setenv("ZOO_REGISTRY", str(registry))
-        run = runs(name)[0]
+        arch = zoo.model_info(name).architecture
+        run = runs(arch)[0]
         model = zoo.load(name, pretrained=True, progress=False, **run.kwargs)
         assert len(server.gets(path)) == 1
 
     images = RELEASES[name][1]
-    x = reference_input(name, run.input_hw)[:images]
+    x = reference_input(arch, run.input_hw)[:images]
     with torch.no_grad():
         logits = model(x).numpy()
-    want = expected(name)["logits" + run.suffix][:images]
+    want = expected(arch)["logits" + run.suffix][:images]
     assert np.abs(logits - want).max() <= tolerance(want)
 
     report = model.load_report

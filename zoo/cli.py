@@ -375,7 +375,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         ]
     if info.accuracy:
         a = info.accuracy
-        rows.append(("accuracy", f"top-1 {a.top1:g} %, top-5 {a.top5:g} % ({a.source})"))
+        top5 = f"top-5 {a.top5:g} %" if a.top5 is not None else "top-5 not published"
+        rows.append(("accuracy", f"top-1 {a.top1:g} %, {top5} ({a.source})"))
     if info.paper:
         rows.append(("paper", f"{info.paper.title} <{info.paper.url}>"))
     rows.append(("licence", info.license or "-"))

@@ -137,7 +137,7 @@ class Accuracy:
     """ImageNet validation accuracy as reported by slim (percent)."""
 
     top1: float
-    top5: float
+    top5: float | None  # None: not published (the MobileNet v3 README gives top-1 only)
     source: str
 
 

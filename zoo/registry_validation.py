@@ -199,8 +199,10 @@ def _parse_model(name: str, entry: Any, source: str) -> ModelInfo:
     acc = f.get("accuracy", dict, null=True)
     if acc is not None:
         a = _Fields(acc, f"entry {name!r} accuracy", source, ("top1", "top5", "source"))
-        top1, top5 = a.get("top1", float), a.get("top5", float)
-        if not 0 < top1 <= top5 <= 100:
+        top1, top5 = a.get("top1", float), a.get("top5", float, null=True)
+        if not 0 < top1 <= 100:
+            a.fail("top1", "a percentage in (0, 100]", top1)
+        if top5 is not None and not top1 <= top5 <= 100:  # null: not published (MobileNet v3)
             a.fail("top5", f"0 < top1 <= top5 <= 100 (top1 is {top1})", top5)
         accuracy = Accuracy(top1, top5, a.text("source"))
 
