@@ -16,6 +16,8 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from architectures import natural_key
+
 from .errors import UnknownModelError, close_matches
 
 __all__ = [
@@ -227,10 +229,15 @@ class Registry:
             ) from None
 
     def names(self, pattern: str = "*", *, with_weights: bool = False) -> list[str]:
+        """Model names matching ``pattern``, in natural order (``mobilenet_v1_0.25_128``
+        before ``mobilenet_v1_0.5_128``, ``resnet_v1_50`` before ``resnet_v1_101``)."""
         return sorted(
-            n
-            for n, info in self.models.items()
-            if fnmatch.fnmatchcase(n, pattern) and (info.has_weights or not with_weights)
+            (
+                n
+                for n, info in self.models.items()
+                if fnmatch.fnmatchcase(n, pattern) and (info.has_weights or not with_weights)
+            ),
+            key=natural_key,
         )
 
     def by_tarball(self, file_name: str) -> list[ModelInfo]:
