@@ -208,14 +208,15 @@ def _load_pretrained(
         ),
         require_aux_head=require_aux_head,
     )
-    model.load_report = _conversion_report(path.with_suffix(".json"), len(state))
+    model.load_report = _conversion_report(path.with_suffix(".json"), list(state))
     log.info("%s: %s", name, model.load_report)
     return model
 
 
-def _conversion_report(sidecar: os.PathLike[str], tensors: int) -> architectures.LoadReport:
+def _conversion_report(sidecar: os.PathLike[str], tensors: list[str]) -> architectures.LoadReport:
     """The load report of a cached conversion, from its sidecar: the tensors it skipped and
-    why, the EMA shadows it took and the tensors of a head the release lacks."""
+    why, the EMA shadows it took and the tensors of a head the release lacks (``loaded``: the
+    torch tensors read from the cache)."""
     import json
 
     try:
@@ -225,7 +226,7 @@ def _conversion_report(sidecar: os.PathLike[str], tensors: int) -> architectures
     reasons = meta.get("skipped_tensors") or {}
     ignored = list(meta.get("ignored_tensors") or reasons)
     return architectures.LoadReport(
-        loaded=[f"{tensors} torch tensors from the cache"],
+        loaded=tensors,
         ema=list(meta.get("ema_shadows_used") or ()),
         ignored=ignored,
         reasons={n: reasons.get(n, "not needed") for n in ignored},
