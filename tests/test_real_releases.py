@@ -161,3 +161,32 @@ def test_the_large_nas_release_with_aux_logits_gets_a_fresh_head_and_one_warning
         assert model.aux_head() is not None and model.aux_logits
         with pytest.raises(zoo.MappingError, match="require_aux_head"):
             zoo.load(name, pretrained=True, progress=False, require_aux_head=True)
+
+
+def test_a_registry_entry_with_the_wrong_layout_is_refused_naming_both(
+    zoo_env, tf_releases, monkeypatch
+):
+    """The old entry (``model.ckpt.*``) against the real MobileNet bundle: no guessing, a clear
+    error naming the expected files and the checkpoint the tarball holds; nothing cached."""
+    name = "mobilenet_v1"
+    tarball, _ = tf_releases(name)
+    release = zoo.model_info(name).release
+    with FileServer() as server:
+        url = server.add(f"/models/{release.tarball}", tarball.path)
+        old = {
+            "url": url,
+            "size": tarball.size,
+            "sha256": tarball.sha256,
+            "checkpoint": "model.ckpt",
+            "files": ["model.ckpt.index", "model.ckpt.data-00000-of-00001"],
+        }
+        registry = write_registry(zoo_env.parent / "registry.json", {name: old})
+        monkeypatch.setenv("ZOO_REGISTRY", str(registry))
+        with pytest.raises(zoo.ArchiveError) as err:
+            zoo.load(name, pretrained=True, progress=False)
+    message = str(err.value)
+    assert "missing model.ckpt.data-00000-of-00001, model.ckpt.index" in message
+    assert "mobilenet_v1_1.0_224.ckpt (mobilenet_v1_1.0_224.ckpt.data-00000-of-00001" in message
+    assert not zoo.cache_info(name).complete
+    left = {p.relative_to(zoo_env).parts[0] for p in zoo_env.rglob("*") if p.is_file()}
+    assert left <= {"locks"}  # no weights, no half-written entry, no tarball
