@@ -8,7 +8,7 @@ import importlib
 import pkgutil
 
 from ._fuse import fuse_bn
-from ._packed import optimize_for_inference
+from ._packed import fast_inference_enabled, optimize_for_inference, set_fast_inference
 from ._registry import (
     create_model,
     get_constructor,
@@ -28,6 +28,7 @@ __all__ = [
     "LoadReport",
     "TFTensor",
     "create_model",
+    "fast_inference_enabled",
     "fuse_bn",
     "get_constructor",
     "list_architectures",
@@ -35,5 +36,6 @@ __all__ = [
     "natural_key",
     "optimize_for_inference",
     "register_model",
+    "set_fast_inference",
     "tf_mapping",
 ]

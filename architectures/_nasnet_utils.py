@@ -49,6 +49,7 @@ from .layers import (
     MaxPool2dSame,
     SeparableConv2dSame,
     SpatialSqueeze,
+    conv_then_bn,
 )
 
 __all__ = [
@@ -120,7 +121,7 @@ class SeparableStack(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         layers = iter(self.children())
         for conv, bn in zip(layers, layers):
-            x = bn(conv(torch.relu(x)))
+            x = conv_then_bn(conv, bn, torch.relu(x))
         return x
 
 
@@ -143,7 +144,7 @@ class Pooling(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(x)
         if self.conv_1x1 is not None:
-            x = self.bn_1(self.conv_1x1(x))
+            x = conv_then_bn(self.conv_1x1, self.bn_1, x)
         return x
 
 
@@ -159,7 +160,7 @@ class Projection(nn.Module):
         self.bn_1 = _bn(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn_1(self.conv_1x1(torch.relu(x)))
+        return conv_then_bn(self.conv_1x1, self.bn_1, torch.relu(x))
 
 
 _SEPARABLE = re.compile(r"separable_(\d+)x\1(?:_(\d+))?$")
@@ -230,7 +231,7 @@ class PrevProjection(nn.Module):
         self.prev_bn = _bn(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.prev_bn(self.prev_1x1(torch.relu(x)))
+        return conv_then_bn(self.prev_1x1, self.prev_bn, torch.relu(x))
 
 
 # --------------------------------------------------------------------------- the cell
@@ -346,7 +347,7 @@ class Cell(nn.Module):
             prev = x
         else:
             prev = self.reduce_prev(prev)
-        states = [self.beginning_bn(self.conv_1x1(torch.relu(x))), prev]
+        states = [conv_then_bn(self.conv_1x1, self.beginning_bn, torch.relu(x)), prev]
         keep_prob = self.drop_path_keep_prob if self.training else 1.0
         for i in range(self.num_combinations):
             states.append(getattr(self, f"comb_iter_{i}")(states, keep_prob))
@@ -598,7 +599,9 @@ class CellNetwork(SlimNet):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Stem and cells → (last cell output, aux logits if ``with_aux``: an input size the aux
         head cannot take raises)."""
-        x = self.conv0_bn(self.conv0(self.to_channels_last(x)))  # faster separable convs
+        x = conv_then_bn(
+            self.conv0, self.conv0_bn, self.to_channels_last(x)
+        )  # faster separable convs
         outputs: list[torch.Tensor | None] = [None, x]
         aux_logits = None
         for name, prev_offset in self.cell_plan:

@@ -19,11 +19,27 @@ seen). Call :func:`optimize_for_inference` again after either. Where the fast pa
 does not apply (training mode, autograd, another device or dtype, hooks on the conv), the conv
 runs its ordinary forward, so the model stays correct everywhere and only gets faster where
 it can.
+
+**Fast by default.** A plain model (no flag) takes the same path wherever autograd cannot
+need it: in eval mode under ``torch.no_grad()`` or ``torch.inference_mode()``. There a conv
+followed by a batch norm (:class:`~architectures.layers.ConvBnAct`, the pointwise conv of
+:class:`~architectures.layers.SeparableConv2dSame`) runs on a packed weight with the batch norm
+folded in, computed from the module's own parameters and buffers and cached beside them; the
+parameters themselves are never changed, so ``state_dict``, training and gradients are
+exactly those of the plain model. The cache is checked at every call against each source
+tensor (the object, its storage and its version counter, as above), so an in-place update, an
+optimizer step, ``load_state_dict`` or ``.to()`` is seen at the next call. It holds one packed
+copy of each conv's (folded) weight, i.e. about the size of the model's conv weights, and is
+dropped by ``model.train()``. :func:`set_fast_inference` (or ``ZOO_FAST_INFERENCE=0`` in the
+environment) turns the default off; ``torch.compile`` and ``torch.export`` always trace the
+plain path (inductor does its own folding and packing).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -31,7 +47,37 @@ from torch import nn
 if TYPE_CHECKING:
     from .layers import Conv2dSame
 
-__all__ = ["RELU", "optimize_for_inference", "packed_activation"]
+__all__ = [
+    "RELU",
+    "fast_inference_enabled",
+    "optimize_for_inference",
+    "packed_activation",
+    "set_fast_inference",
+]
+
+# a weight source: (packed weight, bias) for an input, see Conv2dSame.packed_weights
+PackedWeights = tuple[torch.Tensor, "torch.Tensor | None"]
+
+_FAST_INFERENCE = os.environ.get("ZOO_FAST_INFERENCE", "1").strip().lower() not in (
+    "0",
+    "false",
+    "no",
+    "off",
+)
+
+
+def set_fast_inference(enabled: bool) -> None:
+    """Turn the fast-by-default inference path (see the module docstring) on or off for
+    every model in this process; ``ZOO_FAST_INFERENCE=0`` starts with it off. A model made by
+    :func:`optimize_for_inference` runs packed either way."""
+    global _FAST_INFERENCE
+    _FAST_INFERENCE = bool(enabled)
+
+
+def fast_inference_enabled() -> bool:
+    """Whether plain models take the packed path in eval mode without autograd."""
+    return _FAST_INFERENCE
+
 
 RELU: tuple[str, list[float]] = ("relu", [])
 
@@ -43,6 +89,35 @@ _POST_OPS: dict[type[nn.Module], tuple[str, list[float]]] = {
 }
 
 
+class PackedCacheOwner:
+    """A module holding a packed weight (``_packed_cache``): a cache, never state. It is not
+    pickled or deep-copied, and ``load_state_dict`` (seen even where a weight has no version
+    counter) and ``model.train()`` (whose training steps would make it stale; this also frees
+    its memory) drop it."""
+
+    _packed_cache: tuple[tuple[Any, ...], tuple[object, ...], PackedWeights] | None = None
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self._packed_cache = None
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def train(self, mode: bool = True):
+        if mode:
+            self._packed_cache = None
+        return super().train(mode)
+
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        state.pop("_packed_cache", None)
+        return state
+
+
+def register_post_op(act_type: type[nn.Module], post_op: tuple[str, list[float]]) -> None:
+    """Let the packed convs fuse an activation module of a family's own (e.g. MobileNet v3's
+    hard-swish as oneDNN's ``hardswish``): the same function, rounded differently."""
+    _POST_OPS[act_type] = post_op
+
+
 def packed_activation(act: nn.Module) -> tuple[str, list[float]] | None:
     """The oneDNN post-op equal to ``act``, or None if oneDNN cannot fuse it."""
     return _POST_OPS.get(type(act))
@@ -51,14 +126,22 @@ def packed_activation(act: nn.Module) -> tuple[str, list[float]] | None:
 def packing_applies(conv: Conv2dSame, x: torch.Tensor) -> bool:
     """Whether ``conv(x)`` may run on the packed weight (see the module docstring)."""
     return (
-        conv.pack_for_inference
+        packing_enabled(conv, x)
+        and x.dim() == 4
+        and x.shape[1] == conv.in_channels  # else the plain conv's error names the mismatch
+        and not (conv._forward_hooks or conv._forward_pre_hooks)  # hooks see the plain call
+    )
+
+
+def packing_enabled(conv: Conv2dSame, x: torch.Tensor) -> bool:
+    """Whether ``conv`` runs packed on inputs like ``x`` (device, dtype, autograd, mode),
+    whatever their shape."""
+    return (
+        (conv.pack_for_inference or (_FAST_INFERENCE and not torch.compiler.is_compiling()))
         and not conv.training
         and x.device.type == "cpu"
         and x.dtype == conv.weight.dtype == torch.float32
-        and x.dim() == 4
-        and x.shape[1] == conv.in_channels  # else the plain conv's error names the mismatch
         and not (torch.is_grad_enabled() and _needs_grad(x, conv))
-        and not (conv._forward_hooks or conv._forward_pre_hooks)  # hooks see the plain call
         and torch.backends.mkldnn.is_available()
         and torch.backends.mkldnn.enabled
     )
@@ -73,17 +156,20 @@ def packed_conv(
     conv: Conv2dSame,
     x: torch.Tensor,
     padding: tuple[int, int],
-    post_op: tuple[str, list[float]] = ("none", []),
+    post_op: tuple[str, list[float]],
+    weights: PackedWeights,
 ) -> torch.Tensor:
-    """``act(conv(x))`` in one oneDNN call, ``x`` already padded beyond ``padding`` if needed.
+    """``act(conv(x))`` in one oneDNN call, ``x`` already padded beyond ``padding`` if needed,
+    with ``weights`` from :func:`packed_weights` (the conv's own, or folded with a batch norm).
 
     The output is channels-last (oneDNN's choice for this op, whatever the input's layout).
     """
     name, scalars = post_op
+    weight, bias = weights
     return torch.ops.mkldnn._convolution_pointwise(
         x,
-        _packed_weight(conv, x),
-        conv.bias,
+        weight,
+        bias,
         *_geometry(conv, padding),
         name,
         scalars,
@@ -104,6 +190,7 @@ def packed_conv_add_(
     padding: tuple[int, int],
     into: torch.Tensor,
     relu: bool,
+    weights: PackedWeights,
 ) -> torch.Tensor:
     """``into += conv(x)`` (then ReLU if ``relu``) in one oneDNN call; returns ``into``.
 
@@ -111,11 +198,12 @@ def packed_conv_add_(
     instead of writing a new tensor that a separate add then reads back. The caller guarantees
     that nothing else needs ``into`` any more (:func:`can_accumulate_into` checks the rest).
     """
+    weight, bias = weights
     return torch.ops.mkldnn._convolution_pointwise_.binary(
         into,
         x,
-        _packed_weight(conv, x),
-        conv.bias,
+        weight,
+        bias,
         *_geometry(conv, padding),
         "add",
         1.0,
@@ -144,21 +232,36 @@ def can_accumulate_into(conv: Conv2dSame, x: torch.Tensor, into: torch.Tensor) -
     )
 
 
-def _packed_weight(conv: Conv2dSame, x: torch.Tensor) -> torch.Tensor:
-    weight = conv.weight
-    # the weight object, its storage and its version counter together tell any change apart
-    # (holding the object itself means no new weight can take its place unnoticed). oneDNN
-    # picks the weight layout for an input shape (batch size included); a weight packed for
-    # another shape still gives the right result but is re-laid out at every call, so a new
-    # input shape packs again (one copy kept: the last shape's).
-    # A tensor made under torch.inference_mode has no version counter: there the stamp relies
-    # on the object and its storage, and Conv2dSame drops the cache on load_state_dict.
-    version = None if weight.is_inference() else weight._version
-    stamp = (weight.data_ptr(), version, tuple(x.shape))
-    cached = conv._packed_cache
-    if cached is not None and cached[0] is weight and cached[1] == stamp:
+def packed_weights(
+    owner: nn.Module,
+    conv: Conv2dSame,
+    sources: Sequence[torch.Tensor | None],
+    make: Callable[[], tuple[torch.Tensor, torch.Tensor | None]],
+    x: torch.Tensor,
+) -> PackedWeights:
+    """``(packed weight, bias)`` for ``conv`` on input ``x``, cached on ``owner`` and made again
+    (``make()`` gives the OIHW weight and the bias) only when a tensor in ``sources`` changed.
+
+    Each source is stamped by the object itself (holding it means no new tensor can take its
+    place unnoticed), its storage and its version counter. A tensor made under
+    torch.inference_mode has no version counter: there the stamp relies on the object and its
+    storage, and the owners drop the cache on load_state_dict. oneDNN picks the weight layout
+    for an input shape (batch size included); a weight packed for another shape still gives the
+    right result but is re-laid out at every call, so a new input shape packs again (one copy
+    kept: the last shape's).
+    """
+    stamp = (tuple(x.shape), *(_stamp(t) for t in sources))
+    cached = owner._packed_cache
+    if (
+        cached is not None
+        and len(cached[0]) == len(sources)
+        and all(a is b for a, b in zip(cached[0], sources))
+        and cached[1] == stamp
+    ):
         return cached[2]
+    owner._packed_cache = None  # the old copy goes before the new one is made
     with torch.no_grad():
+        weight, bias = make()
         packed = torch.ops.mkldnn._reorder_convolution_weight(
             weight.detach().contiguous(memory_format=torch.channels_last),
             list(conv.padding),
@@ -167,8 +270,48 @@ def _packed_weight(conv: Conv2dSame, x: torch.Tensor) -> torch.Tensor:
             conv.groups,
             list(x.shape),
         )
-    conv._packed_cache = (weight, stamp, packed)
-    return packed
+    weights = (packed, None if bias is None else bias.detach())
+    owner._packed_cache = (tuple(sources), stamp, weights)
+    return weights
+
+
+def _stamp(t: torch.Tensor | None) -> tuple[object, ...] | None:
+    if t is None:
+        return None
+    return (t.data_ptr(), None if t.is_inference() else t._version)
+
+
+def folded_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weight and bias of ``bn(conv(x))`` as one conv (batch norm in eval mode), new
+    tensors: :func:`architectures.fuse_bn` writes the same into the conv, this leaves both
+    modules as they are."""
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    shift = bn.bias if bn.bias is not None else torch.zeros_like(scale)
+    shift = shift - bn.running_mean * scale
+    if conv.bias is not None:
+        shift = shift + conv.bias * scale
+    return conv.weight * scale.view(-1, 1, 1, 1), shift
+
+
+def bn_foldable(bn: nn.Module) -> bool:
+    """Whether a batch norm after a conv may be folded into its packed weight for this call:
+    eval mode with moving statistics and no hook on it (its forward is not called then)."""
+    return isinstance(bn, nn.Identity) or (
+        isinstance(bn, nn.BatchNorm2d)
+        and not bn.training
+        and bn.running_var is not None
+        and not (bn._forward_hooks or bn._forward_pre_hooks)
+    )
+
+
+def conv_bn_weights(owner: nn.Module, conv: Conv2dSame, bn: nn.Module, x: torch.Tensor):
+    """:func:`packed_weights` of ``bn(conv(x))`` (``bn`` foldable, or an ``nn.Identity``)."""
+    if isinstance(bn, nn.Identity):
+        return conv.packed_weights(x)
+    sources = (conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var)
+    return packed_weights(owner, conv, sources, lambda: folded_conv_bn(conv, bn), x)
 
 
 def optimize_for_inference(model: nn.Module) -> nn.Module:

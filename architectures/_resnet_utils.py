@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._base import SlimNet
+from ._packed import packing_enabled
 from .layers import BatchNorm2d, Conv1x1AsLinear, GlobalAvgPool, MaxPool2dSame, SpatialSqueeze
 
 __all__ = [
@@ -167,7 +168,7 @@ class ResNetBlock(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         first, *rest = self
         x = first(x)
-        if rest and _sums_in_place(rest[0]) and _may_overwrite_unit_inputs(self, x):
+        if rest and _sums_in_place(rest[0], x) and _may_overwrite_unit_inputs(self, x):
             for unit in rest:
                 x = unit[0](x, overwrite_input=True)  # no hooks to bypass (checked)
             return x
@@ -187,11 +188,12 @@ def unit_shortcut(
     return unit.shortcut(shortcut_input), True
 
 
-def _sums_in_place(unit: nn.Module) -> bool:
-    """Whether the unit's last conv runs packed (:func:`~architectures.optimize_for_inference`),
+def _sums_in_place(unit: nn.Module, x: torch.Tensor) -> bool:
+    """Whether the unit's last conv may run packed (after
+    :func:`~architectures.optimize_for_inference`, or by default in eval mode without autograd),
     the only case where it can take the residual sum; before it, no hook check is needed."""
     conv3 = unit[0].conv3
-    return bool(getattr(conv3, "conv", conv3).pack_for_inference)  # V1: ConvBnAct, V2: a conv
+    return packing_enabled(getattr(conv3, "conv", conv3), x)  # V1: ConvBnAct, V2: a conv
 
 
 def _may_overwrite_unit_inputs(block: nn.Module, x: torch.Tensor) -> bool:

@@ -176,7 +176,7 @@ class InceptionV4(InceptionNet):
         drop_rate: dropout before ``Logits`` in training (slim: keep_prob 0.8).
     """
 
-    channels_last = False  # NCHW: the pools take the slice fast path of layers.py
+    channels_last = False  # NCHW: the pools take the slice fast path of layers.pooling
     num_features = 1536
 
     def __init__(

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._base import SlimNet
+from ._packed import register_post_op
 from ._registry import register_model
 from .layers import ConvBnAct
 from .mobilenet_v2 import ExpandedConv, Logits, classifier, make_divisible
@@ -123,6 +124,9 @@ class HardSwish(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * F.relu6(x + 3.0) * (1.0 / 6.0)
+
+
+register_post_op(HardSwish, ("hardswish", []))  # fused into the packed convs at inference
 
 
 class HardSigmoid(nn.Module):

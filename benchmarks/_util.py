@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -21,8 +22,22 @@ __all__ = [
     "only_networks",
     "paired_rounds",
     "random_model",
+    "reference",
     "run_isolated",
 ]
+
+
+def reference() -> Any:
+    """``tests/_reference.py`` (the reference data kept in tests/reference: ``manifest``,
+    ``meta``, ...) with the weight recipe of ``tests/_recipe.py`` as its ``recipe`` attribute."""
+    tests = str(Path(__file__).resolve().parents[1] / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    import _recipe
+    import _reference
+
+    _reference.recipe = _recipe
+    return _reference
 
 
 def measure(fn: Callable[[], Any], *, repeat: int = 5, warmup: int = 1) -> float:

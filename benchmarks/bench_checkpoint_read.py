@@ -24,17 +24,13 @@ google-crc32c) and for TF the TensorFlow runtime.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import tempfile
 from pathlib import Path
 
-from benchmarks._util import machine_info, markdown_table, run_isolated
+from benchmarks._util import machine_info, markdown_table, reference, run_isolated
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = Path(os.environ.get("ZOO_REFERENCE_DIR", REPO.parent / "shared" / "reference"))
-MANIFESTS = REFERENCE / "manifests"
 
 _CHILD = """
 import resource, sys
@@ -96,11 +92,12 @@ BASELINE = "floor: 8 MB chunks into one buffer"
 
 
 _BUILD = """
-import json, sys
+import sys
 import numpy as np
 sys.path.insert(0, {repo!r})
+from benchmarks._util import reference
 from zoo.checkpoint import write_v1, write_v2
-manifest = json.loads(open({manifest!r}).read())
+manifest = reference().manifest({arch!r})
 rng = np.random.default_rng(0)
 tensors = {{v["name"]: rng.standard_normal(v["shape"], dtype=np.float32) for v in manifest}}
 write_v2({v2!r}, tensors)
@@ -116,8 +113,7 @@ def build(directory: Path, arch: str) -> dict[str, tuple[Path, list[Path], int]]
     (Linux keeps the high-water mark across fork and exec), so this process stays small.
     """
     v2, v1 = directory / "v2" / "model.ckpt", directory / "v1" / f"{arch}.ckpt"
-    manifest = str(MANIFESTS / f"{arch}.json")
-    run_isolated(_BUILD.format(repo=str(REPO), manifest=manifest, v2=str(v2), v1=str(v1)))
+    run_isolated(_BUILD.format(repo=str(REPO), arch=arch, v2=str(v2), v1=str(v1)))
     v2_files = [v2.with_name(v2.name + ".index"), v2.with_name(v2.name + ".data-00000-of-00001")]
     return {
         "V2": (v2, v2_files, sum(p.stat().st_size for p in v2_files)),
@@ -127,7 +123,7 @@ def build(directory: Path, arch: str) -> dict[str, tuple[Path, list[Path], int]]
 
 def run(quick: bool = False) -> str:
     arch = "resnet_v2_50" if quick else "resnet_v2_152"
-    manifest = json.loads((MANIFESTS / f"{arch}.json").read_text())
+    manifest = reference().manifest(arch)
     largest = max(math.prod(v["shape"]) for v in manifest) * 4 / 2**20
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_ckpt_") as tmp:

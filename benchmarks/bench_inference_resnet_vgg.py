@@ -99,10 +99,17 @@ result["logits"] = benches[str({batches}[0])]()[0].reshape(-1).tolist()
 result["onednn"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
 """
 
+# the plain model as it was before it became fast by default (zoo.set_fast_inference(False))
+_FAST_OFF = """
+import architectures
+architectures.set_fast_inference(False)
+"""
+
 # the sides of a row, in the table's order: what each runs
 SIDES = {
     "TF": _SETUP + _TENSORFLOW,
     "ours": _SETUP + _TORCH,
+    "fast path off": _SETUP + _FAST_OFF + _TORCH,
     "optimized": _SETUP + _OPTIMIZE + _TORCH,
     "+ tuned allocator": _TUNED_ALLOCATOR + _SETUP + _OPTIMIZE + _TORCH,
 }
@@ -174,7 +181,10 @@ def run(
             f"{rounds} rounds (the order rotating), each turn a warm-up pass and the median of "
             f"{repeat} timed passes. ms: a side's median over the rounds; ratio: the median "
             "over the rounds of the side's time / TF's time in the same round (< 1: ours is "
-            "faster). ours: `zoo.load(name)` as it comes. optimized: "
+            "faster). ours: `zoo.load(name)` as it comes, in eval mode (fast by default: batch "
+            "norm folded into cached packed oneDNN weights, bias, ReLU and residual add "
+            "fused). fast path off: the same with `zoo.set_fast_inference(False)`, the "
+            "eager modules as they were before. optimized: "
             "`zoo.optimize_for_inference(model)`: batch norms folded as TF's grappler does, "
             "convs on oneDNN weights packed once with bias and ReLU fused, and each residual "
             "add (with V1's ReLU) done inside the unit's last conv, as TF's oneDNN kernels run. "

@@ -33,6 +33,7 @@ REPO = HERE.parent
 # In the order of the performance issue: read, convert + warm load, inference per family,
 # inference optimisations, GPU.
 BENCHMARKS = (
+    "bench_startup",
     "bench_checkpoint_read",
     "bench_pretrained",
     "bench_inference_resnet_vgg",

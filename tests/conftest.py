@@ -1,52 +1,43 @@
-"""Shared test helpers: the reference data of ../shared/reference and how to compare against it.
+"""Shared test helpers: the reference data of tests/reference and how to compare against it.
 
-The reference data is read where it lies (``ZOO_REFERENCE_DIR`` or ``<repo>/../shared/reference``);
-it is never copied into the project. A missing reference directory fails the run, it never skips.
+The data lies in the repository (``tests/reference``, see its README.md; ``ZOO_REFERENCE_DIR``
+may point to other data in the same or the generator's layout), and the weights and inputs of
+the reference runs are rebuilt by ``tests/_recipe.py``. Missing reference data fails the run,
+it never skips.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import _recipe
 import numpy as np
 import pytest
 import torch
+from _reference import REFERENCE, expected, manifest, meta, reference_archs
 
-REPO = Path(__file__).resolve().parents[1]
-REFERENCE = Path(
-    os.environ.get("ZOO_REFERENCE_DIR", REPO.parent / "shared" / "reference")
-).resolve()
+__all__ = ["REFERENCE", "expected", "manifest", "meta", "reference_archs"]
 
 torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if not (REFERENCE / "make_weights.py").is_file():
+    if not (REFERENCE / "expected").is_dir() or not reference_archs():
         raise pytest.UsageError(
-            f"reference data not found at {REFERENCE}: set ZOO_REFERENCE_DIR to the "
-            "shared/reference directory"
+            f"reference data not found at {REFERENCE}: tests/reference is part of the "
+            "repository (check out the whole tree), or set ZOO_REFERENCE_DIR to such data"
         )
 
 
-@functools.cache
 def make_weights() -> ModuleType:
-    """The reference's numpy recipe module (``reference_weights``, ``reference_input``)."""
-    spec = importlib.util.spec_from_file_location("make_weights", REFERENCE / "make_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@functools.cache
-def manifest(arch: str) -> list[dict[str, Any]]:
-    return json.loads((REFERENCE / "manifests" / f"{arch}.json").read_text())
+    """The weight and input recipe (``tests/_recipe.py``: ``reference_weights``,
+    ``reference_input``, ``GAIN``, ``HG_GAIN``, ``NAS_HG_GAIN``)."""
+    return _recipe
 
 
 @dataclass(frozen=True)
@@ -64,16 +55,6 @@ class Run:
     @property
     def id(self) -> str:
         return f"{self.arch}{self.suffix or '_default'}"
-
-
-@functools.cache
-def expected(arch: str) -> Any:
-    return np.load(REFERENCE / "expected" / f"{arch}.npz")
-
-
-@functools.cache
-def meta(arch: str) -> dict[str, Any]:
-    return json.loads(str(expected(arch)["meta"]))
 
 
 # One network per family module, for checks where depth and width change no code path: BN +
@@ -96,10 +77,6 @@ ONE_PER_FAMILY = (
     "nasnet_mobile",
     "pnasnet_mobile",
 )
-
-
-def reference_archs() -> list[str]:
-    return sorted(p.stem for p in (REFERENCE / "expected").glob("*.npz"))
 
 
 def runs(arch: str) -> list[Run]:

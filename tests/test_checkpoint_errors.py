@@ -1,7 +1,7 @@
 """Damaged and unusual checkpoints: every failure is a CheckpointError naming file and variable.
 
-Damaged files are made from copies of the reference fixtures in tmp_path (the shared reference
-data is never modified).
+Damaged files are made from copies of the reference fixtures in tmp_path (tests/reference is
+never modified).
 """
 
 from __future__ import annotations

@@ -6,10 +6,9 @@
 
 from __future__ import annotations
 
-from architectures import fuse_bn, optimize_for_inference
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .allocator import tune_cpu_allocator
-from .checkpoint import open_checkpoint
 from .errors import (
     ArchiveError,
     CacheError,
@@ -24,12 +23,61 @@ from .errors import (
     UnknownModelError,
     ZooError,
 )
-from .export import export_tf_checkpoint
-from .labels import imagenet_labels
-from .models import list_models, load
-from .pretrained import CacheInfo, cache_info, download_weights, import_tarball
-from .registry import ModelInfo, list_pretrained, model_info
-from .transforms import get_transform
+
+if TYPE_CHECKING:  # the names below are imported on first use (see __getattr__)
+    from architectures import fuse_bn, optimize_for_inference, set_fast_inference
+
+    from .allocator import tune_cpu_allocator
+    from .checkpoint import open_checkpoint
+    from .export import export_tf_checkpoint
+    from .labels import imagenet_labels
+    from .models import list_models, load
+    from .pretrained import CacheInfo, cache_info, download_weights, import_tarball
+    from .registry import ModelInfo, list_pretrained, model_info
+    from .transforms import get_transform
+
+# `import zoo` stays cheap (the networks, the HTTP stack and the checkpoint reader are imported
+# when a name that needs them is first used): public name -> the module that defines it
+_LAZY = {
+    "fuse_bn": "architectures",
+    "optimize_for_inference": "architectures",
+    "set_fast_inference": "architectures",
+    "tune_cpu_allocator": "zoo.allocator",
+    "open_checkpoint": "zoo.checkpoint",
+    "export_tf_checkpoint": "zoo.export",
+    "imagenet_labels": "zoo.labels",
+    "list_models": "zoo.models",
+    "load": "zoo.models",
+    "CacheInfo": "zoo.pretrained",
+    "cache_info": "zoo.pretrained",
+    "download_weights": "zoo.pretrained",
+    "import_tarball": "zoo.pretrained",
+    "ModelInfo": "zoo.registry",
+    "list_pretrained": "zoo.registry",
+    "model_info": "zoo.registry",
+    "get_transform": "zoo.transforms",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif not name.startswith("__"):
+        try:  # a submodule: zoo.checkpoint, zoo.cache, ...
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module 'zoo' has no attribute {name!r}") from None
+    else:
+        raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.1.0"
 
@@ -62,5 +110,6 @@ __all__ = [
     "model_info",
     "open_checkpoint",
     "optimize_for_inference",
+    "set_fast_inference",
     "tune_cpu_allocator",
 ]
