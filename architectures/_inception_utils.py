@@ -250,6 +250,17 @@ class InceptionNet(ChainNet):
         """Built without the auxiliary head, the model may load weights that have it."""
         return ("AuxLogits",) if self.AuxLogits is None else ()
 
+    @property
+    def optional_heads(self) -> tuple[str, ...]:
+        """The auxiliary head, if built: weights without it load (inference never runs it)."""
+        return () if self.AuxLogits is None else ("AuxLogits",)
+
+    def drop_optional_head(self, path: str) -> None:
+        """Remove the auxiliary head (weights without it were loaded)."""
+        if path != "AuxLogits" or self.AuxLogits is None:
+            raise ValueError(f"{path!r} is not an optional head of {type(self).__name__}")
+        self.AuxLogits, self.aux_logits = None, False
+
     def aux_head(self) -> nn.Module | None:
         return self.AuxLogits
 

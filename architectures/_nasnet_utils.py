@@ -362,6 +362,9 @@ class AuxLogitsLayers(nn.Sequential):
     """The layers of the ``aux_<k>/aux_logits`` scope (after the relu of the cell output)."""
 
     fuse_pairs = (("proj", "aux_bn0"), ("Conv", "aux_bn1"))
+    # NASNet's checkpoints were re-uploaded in 2017-11 with 'fully_connected' for 'FC'
+    # (tensorflow/models#2648); copies of both exist, so both are read.
+    tf_scope_aliases = {"FC": ("fully_connected",)}
 
 
 class AuxHead(nn.Module):
@@ -476,6 +479,7 @@ class CellNetwork(SlimNet):
         self.cell_end_points: dict[str, str] = {}
         self.aux_after: str | None = None
         self.aux_head_name: str | None = None
+        self._dropped_aux_head: str | None = None
 
     # -- building
 
@@ -553,6 +557,23 @@ class CellNetwork(SlimNet):
         if self.aux_head_name:
             names.append(f"{self.aux_head_name}.aux_logits.FC")
         return tuple(names)
+
+    @property
+    def optional_heads(self) -> tuple[str, ...]:
+        """The aux head: NASNet-A and PNASNet-5 Large were published without part of it."""
+        return (self.aux_head_name,) if self.aux_head_name else ()
+
+    @property
+    def unbuilt_heads(self) -> tuple[str, ...]:
+        """The aux head once dropped (:meth:`drop_optional_head`): weights with it still load."""
+        return (self._dropped_aux_head,) if self._dropped_aux_head else ()
+
+    def drop_optional_head(self, path: str) -> None:
+        """Remove the aux head (weights without it were loaded); ``aux_logits`` is then off."""
+        if path != self.aux_head_name:
+            raise ValueError(f"{path!r} is not an optional head of {type(self).__name__}")
+        delattr(self, path)
+        self._dropped_aux_head, self.aux_head_name, self.aux_logits = path, None, False
 
     def set_drop_path_progress(self, progress: float) -> None:
         """Scale drop path with training progress as slim does with ``global_step /

@@ -9,6 +9,12 @@ What the walker reads from the modules (no per-family tables):
 * ``model.tf_scope``: the root scope (``"resnet_v2_50"``, ``"InceptionV3"``; ``""`` for NASNet).
 * ``module.tf_scopes``: ``{child_attribute: scope_component}``, ``""`` = no scope of its own
   (``ConvBnAct`` maps ``conv`` → ``""`` and ``bn`` → ``"BatchNorm"``). Default: the attribute name.
+* ``module.tf_scope_aliases``: ``{child_attribute: (other spellings,)}`` of a scope that some
+  releases spell otherwise (NASNet's aux ``FC``, re-uploaded as ``fully_connected``): read under
+  either name, written under the first.
+* ``model.optional_heads``: torch paths of heads a release may lack (the auxiliary head), and
+  ``model.drop_optional_head(path)``: a load without their tensors drops them (see
+  :func:`load_tf_weights`).
 * ``module.tf_leaves``: ``{param_name: tf_leaf_name}`` for a tensor whose leaf name is not the
   default of its module type (``pointwise_weights``).
 * The module type gives the default leaf names and layout: ``nn.Conv2d`` → ``weights`` (``CONV``;
@@ -23,26 +29,27 @@ mapping backwards). :func:`load_tf_weights` checks the mapping both ways before 
 from __future__ import annotations
 
 import enum
-import re
+import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from ._load_report import EMA_SUFFIX, LoadReport, Reason, classify_extra
 from ._values import checked_value, report_casts
 from .layers import Conv1x1AsLinear
 
 __all__ = [
     "EMA_SUFFIX",
-    "IGNORED_CHECKPOINT_PATTERNS",
     "Layout",
     "LoadReport",
     "TFTensor",
     "checkpoint_num_classes",
     "load_tf_weights",
     "plan_tf_weights",
+    "settle_optional_heads",
     "tf_mapping",
     "tf_scope_of",
 ]
@@ -106,6 +113,8 @@ class TFTensor:
     name: str  # full TF variable name
     layout: Layout
     shape: tuple[int, ...]  # TF shape
+    # the same variable under another spelling of a scope that releases use (read, never written)
+    alternatives: tuple[str, ...] = ()
 
 
 _BN_LEAVES = {
@@ -116,16 +125,6 @@ _BN_LEAVES = {
 }
 # Torch state that has no TF variable: it is not part of the mapping in either direction.
 _NOT_IN_TF = {"num_batches_tracked"}
-
-# Checkpoint tensors that are never network weights: the step counter, the unused VGG/ResNet-v1
-# mean_rgb, and optimizer slots of user fine-tuned checkpoints.
-IGNORED_CHECKPOINT_PATTERNS = (
-    re.compile(r"(^|/)global_step$"),
-    re.compile(r"(^|/)mean_rgb$"),
-    re.compile(r"/(Momentum|RMSProp|RMSProp_1|Adam|Adam_1|Adagrad|Ftrl|Ftrl_1)$"),
-    re.compile(r"(^|/)beta[12]_power$"),
-)
-EMA_SUFFIX = "/ExponentialMovingAverage"
 
 
 def _leaf_default(module: nn.Module, param: str) -> tuple[str, Layout]:
@@ -148,7 +147,11 @@ def _leaf_default(module: nn.Module, param: str) -> tuple[str, Layout]:
     )
 
 
-def _walk(module: nn.Module, torch_prefix: str, tf_prefix: str) -> Iterator[tuple[str, TFTensor]]:
+def _walk(
+    module: nn.Module, torch_prefix: str, tf_prefixes: tuple[str, ...]
+) -> Iterator[tuple[str, TFTensor]]:
+    """``(torch name, TFTensor)`` of ``module``'s tensors; ``tf_prefixes[0]`` is its scope, the
+    others the same scope spelled as some releases spell it (``tf_scope_aliases``)."""
     leaves: dict[str, str] = getattr(module, "tf_leaves", {})
     own = list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False))
     for pname, tensor in own:
@@ -158,11 +161,14 @@ def _walk(module: nn.Module, torch_prefix: str, tf_prefix: str) -> Iterator[tupl
         leaf = leaves.get(pname, leaf)
         groups = getattr(module, "groups", 1)
         shape = layout.tf_shape(tuple(tensor.shape), groups)
-        yield torch_prefix + pname, TFTensor(_join(tf_prefix, leaf), layout, shape)
+        name, *others = (_join(prefix, leaf) for prefix in tf_prefixes)
+        yield torch_prefix + pname, TFTensor(name, layout, shape, tuple(others))
     scopes: dict[str, str] = getattr(module, "tf_scopes", {})
+    aliases: dict[str, tuple[str, ...]] = getattr(module, "tf_scope_aliases", {})
     for cname, child in module.named_children():
-        tf_child = _join(tf_prefix, scopes.get(cname, cname))
-        yield from _walk(child, f"{torch_prefix}{cname}.", tf_child)
+        spellings = (scopes.get(cname, cname), *aliases.get(cname, ()))
+        prefixes = tuple(dict.fromkeys(_join(p, c) for p in tf_prefixes for c in spellings))
+        yield from _walk(child, f"{torch_prefix}{cname}.", prefixes)
 
 
 def _join(prefix: str, component: str) -> str:
@@ -175,7 +181,7 @@ def tf_mapping(model: nn.Module) -> dict[str, TFTensor]:
     """``{torch state name: TFTensor}`` for every parameter and buffer that TF stores."""
     mapping: dict[str, TFTensor] = {}
     seen: dict[str, str] = {}
-    for torch_name, target in _walk(model, "", getattr(model, "tf_scope", "")):
+    for torch_name, target in _walk(model, "", (getattr(model, "tf_scope", ""),)):
         if target.name in seen:
             raise AssertionError(
                 f"{seen[target.name]!r} and {torch_name!r} both map to {target.name!r}"
@@ -222,30 +228,25 @@ def _shape_of(checkpoint: Mapping[str, np.ndarray], name: str) -> tuple[int, ...
     return tuple(np.shape(checkpoint[name]))
 
 
-@dataclass
-class LoadReport:
-    """What :func:`load_tf_weights` did: filled tensors, EMA shadows taken, tensors ignored."""
-
-    loaded: list[str] = field(default_factory=list)  # TF names actually read
-    ema: list[str] = field(default_factory=list)  # variables filled from their EMA shadow
-    ignored: list[str] = field(default_factory=list)  # checkpoint names deliberately unused
-    skipped: list[str] = field(default_factory=list)  # torch names left as built (skip=...)
-
-    def __str__(self) -> str:
-        parts = [f"loaded {len(self.loaded)} tensors"]
-        if self.ema:
-            parts.append(f"{len(self.ema)} from ExponentialMovingAverage shadows")
-        if self.ignored:
-            parts.append(f"ignored {len(self.ignored)} unneeded tensors")
-        if self.skipped:
-            parts.append(f"left {len(self.skipped)} torch tensors as initialised")
-        return ", ".join(parts)
-
-
 def _list(title: str, names: list[str], limit: int = 20) -> str:
     shown = "\n    ".join(names[:limit])
     more = f"\n    ... and {len(names) - limit} more" if len(names) > limit else ""
     return f"\n  {title} ({len(names)}):\n    {shown}{more}"
+
+
+def _under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def _find_source(target: TFTensor, names: set[str], use_ema: bool) -> str | None:
+    """The checkpoint tensor that fills ``target``: its EMA shadow (``use_ema``) or itself,
+    under its own name or a known other spelling; None if the checkpoint has neither."""
+    for name in (target.name, *target.alternatives):
+        if use_ema and name + EMA_SUFFIX in names:
+            return name + EMA_SUFFIX
+        if name in names:
+            return name
+    return None
 
 
 def plan_tf_weights(
@@ -254,20 +255,23 @@ def plan_tf_weights(
     *,
     skip: tuple[str, ...] = (),
     use_ema: bool = True,
+    require_aux_head: bool = False,
 ) -> tuple[dict[str, tuple[str, Layout]], LoadReport]:
     """Check that ``checkpoint`` fits ``model`` and say where each torch tensor comes from.
 
     Returns ``{torch name: (checkpoint name, layout)}`` for every tensor to fill and a report
     (``loaded`` still empty), reading only names and shapes. :func:`load_tf_weights` copies
     along this plan; the weights cache streams along it into a file. Same checks and errors as
-    :func:`load_tf_weights`.
+    :func:`load_tf_weights`. An optional head (``model.optional_heads``: the auxiliary head)
+    that the checkpoint lacks in whole or part is left out of the plan and named in the
+    report's ``dropped_heads`` and ``absent``; ``require_aux_head=True`` makes it an error.
     """
     from zoo.errors import MappingError  # zoo depends on architectures, not the reverse at import
 
     mapping = tf_mapping(model)
-    skipped = [t for t in mapping if any(t == s or t.startswith(s + ".") for s in skip)]
+    skipped = [t for t in mapping if any(_under(t, s) for s in skip)]
     wanted = {t: m for t, m in mapping.items() if t not in skipped}
-    skipped_tf = {mapping[t].name for t in skipped}
+    skipped_tf = {n for t in skipped for n in (mapping[t].name, *mapping[t].alternatives)}
     # a skipped module the model was built without (num_classes=0) has no mapping: its scope
     skipped_scopes = tuple(f"{tf_scope_of(model, s)}/" for s in skip)
 
@@ -275,37 +279,53 @@ def plan_tf_weights(
     # scopes of released heads the model was built without (e.g. create_aux_logits=False)
     ignorable = tuple(f"{tf_scope_of(model, p)}/" for p in getattr(model, "unbuilt_heads", ()))
     report = LoadReport(skipped=skipped)
-    missing, mismatched, sources = [], [], {}
-    for torch_name, target in wanted.items():
-        source = target.name
-        if use_ema and source + EMA_SUFFIX in names:
-            source += EMA_SUFFIX
-            report.ema.append(target.name)
-        if source not in names:
+    sources = {t: _find_source(m, names, use_ema) for t, m in wanted.items()}
+
+    # An auxiliary head the checkpoint lacks in part is not loaded at all: inference never
+    # runs it, and half of a head from the checkpoint would be worse than none.
+    dropped_tf: set[str] = set()
+    for head in () if require_aux_head else getattr(model, "optional_heads", ()):
+        under = [t for t in wanted if _under(t, head)]
+        if all(sources[t] is not None for t in under):
+            continue
+        report.dropped_heads.append(head)
+        for t in under:
+            if sources.pop(t) is None:
+                report.absent.append(wanted[t].name)
+            dropped_tf.update((wanted[t].name, *wanted[t].alternatives))
+
+    missing, mismatched = [], []
+    for torch_name, source in sources.items():
+        target = wanted[torch_name]
+        if source is None:
             missing.append(f"{target.name}  (for {torch_name})")
             continue
+        if source.endswith(EMA_SUFFIX) and not target.name.endswith(EMA_SUFFIX):
+            report.ema.append(target.name)
         found = _shape_of(checkpoint, source)
         if found != target.shape:
             mismatched.append(
                 f"{source}: checkpoint {list(found)}, {torch_name} needs {list(target.shape)}"
             )
-        sources[torch_name] = source
 
-    # Every checkpoint tensor ends up in report.loaded or report.ignored: a raw variable whose EMA
-    # shadow was taken (or a shadow left for its raw variable) is ignored, not silently dropped.
-    used = set(sources.values())
-    targets = {m.name for m in wanted.values()}
+    # Every checkpoint tensor ends up in report.loaded or report.ignored (with its reason):
+    # anything else is a tensor this network does not know, an error.
+    used = {s for s in sources.values() if s is not None}
     unused = []
     for name in sorted(names - used):
         base = name[: -len(EMA_SUFFIX)] if name.endswith(EMA_SUFFIX) else name
-        if base in targets or name in skipped_tf or base in skipped_tf:
-            report.ignored.append(name)
-        elif name.startswith(skipped_scopes):
-            report.ignored.append(name)
-        elif any(p.search(name) for p in IGNORED_CHECKPOINT_PATTERNS):
-            report.ignored.append(name)
+        if base in dropped_tf:
+            report.ignore(name, Reason.INCOMPLETE_HEAD)
+        elif base in skipped_tf or name.startswith(skipped_scopes):
+            report.ignore(name, Reason.SKIPPED)
         elif name.startswith(ignorable):
-            report.ignored.append(name)
+            report.ignore(name, Reason.UNBUILT_HEAD)
+        elif name == base and name + EMA_SUFFIX in used:
+            report.ignore(name, Reason.RAW_REPLACED)
+        elif name != base and base in used:
+            report.ignore(name, Reason.EMA_UNUSED)
+        elif reason := classify_extra(name, names):
+            report.ignore(name, reason)
         else:
             unused.append(name)
 
@@ -324,7 +344,27 @@ def plan_tf_weights(
             + "\n"
             + hint
         )
-    return {t: (source, wanted[t].layout) for t, source in sources.items()}, report
+    plan = {t: (source, wanted[t].layout) for t, source in sources.items() if source is not None}
+    return plan, report
+
+
+def settle_optional_heads(model: nn.Module, heads: list[str], absent: list[str]) -> None:
+    """After a load that could not fill the optional ``heads`` (``absent``: their TF tensors the
+    weights lack): a model that runs them (``aux_logits=True``) keeps them as initialised,
+    with one warning; any other model drops them (as if built without them)."""
+    if not heads:
+        return
+    if getattr(model, "aux_logits", False):
+        warnings.warn(
+            f"the weights hold no complete auxiliary head ({len(absent)} tensors absent, e.g. "
+            f"{', '.join(absent[:3])}): with aux_logits=True, {', '.join(heads)} is built "
+            "freshly initialised; train it before using the auxiliary logits "
+            "(require_aux_head=True makes this an error)",
+            stacklevel=3,
+        )
+        return
+    for head in heads:
+        model.drop_optional_head(head)
 
 
 def load_tf_weights(
@@ -334,20 +374,27 @@ def load_tf_weights(
     skip: tuple[str, ...] = (),
     use_ema: bool = True,
     allow_nonfinite: bool = False,
+    require_aux_head: bool = False,
 ) -> LoadReport:
     """Fill ``model`` from a ``{tf_name: array}`` mapping (or a lazy checkpoint reader).
 
     The mapping is checked both ways before anything is copied: every checkpoint tensor is used
-    once (except ``global_step``, ``mean_rgb``, optimizer slots, EMA shadows and the model's
-    ``unbuilt_heads``, e.g. an auxiliary head it was built without), every torch
-    parameter and buffer is filled once, and shapes agree. A failure raises
-    :class:`zoo.errors.MappingError` listing the names. ``skip`` holds torch name prefixes to leave
-    untouched (e.g. the classifier when loading a backbone for another class count); their
-    checkpoint tensors are then ignored. ``use_ema`` takes ``<name>/ExponentialMovingAverage``
-    instead of ``<name>`` where the checkpoint has both. Values must be float arrays, all finite
-    unless ``allow_nonfinite`` (see :mod:`._values`).
+    once or classified as not needed (``global_step``, ``mean_rgb``, optimizer slots, EMA shadows,
+    the model's ``unbuilt_heads``, e.g. an auxiliary head it was built without: see
+    :mod:`architectures._load_report`), every torch parameter and buffer is filled once, and
+    shapes agree. A failure raises :class:`zoo.errors.MappingError` listing the names. ``skip``
+    holds torch name prefixes to leave untouched (e.g. the classifier when loading a backbone for
+    another class count); their checkpoint tensors are then ignored. ``use_ema`` takes
+    ``<name>/ExponentialMovingAverage`` instead of ``<name>`` where the checkpoint has both.
+    Values must be float arrays, all finite unless ``allow_nonfinite`` (see :mod:`._values`).
+
+    An auxiliary head the checkpoint lacks in whole or in part is not loaded: the model drops it
+    (``report.absent`` names the missing tensors), or keeps it freshly initialised with one
+    warning when built with ``aux_logits=True``; ``require_aux_head=True`` makes it an error.
     """
-    plan, report = plan_tf_weights(model, checkpoint, skip=skip, use_ema=use_ema)
+    plan, report = plan_tf_weights(
+        model, checkpoint, skip=skip, use_ema=use_ema, require_aux_head=require_aux_head
+    )
     casts: list[str] = []
     state = dict(model.named_parameters())
     state.update(dict(model.named_buffers()))
@@ -362,6 +409,7 @@ def load_tf_weights(
             dest.copy_(torch.from_numpy(np.ascontiguousarray(array)).to(dest.dtype))
             report.loaded.append(source)
     report_casts(casts)
+    settle_optional_heads(model, report.dropped_heads, report.absent)
     return report
 
 

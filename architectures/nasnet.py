@@ -29,6 +29,10 @@ Slim quirks reproduced here:
   training mode. Its ``Conv`` kernel covers the whole 5x5/3-pooled map of the default size
   (4x4 for Mobile, 6x6 for Large): it accepts inputs whose stride-16 map is 14..16 (Mobile,
   e.g. 211..258) resp. 20..22 (Large, 307..354) pixels and raises ``ValueError`` otherwise.
+  Some copies of NASNet-A Large's checkpoint lack the head's ``aux_bn0``/``aux_bn1``
+  (tensorflow/models #2648): it then loads without the head (an optional head, see
+  :func:`architectures._tf.load_tf_weights`); its ``FC`` is read as ``FC`` or, as in the
+  2017-11 re-upload, ``fully_connected``.
 * drop path (training only, off by default): slim's keep probability scaled by depth and by
   training progress (:meth:`~architectures._nasnet_utils.CellNetwork.set_drop_path_progress`).
 """

@@ -27,7 +27,9 @@ Slim quirks reproduced here:
 * the aux head is in the checkpoints although slim builds it only for training: built and
   loaded here, returned with ``aux_logits=True`` in training mode. Its ``Conv`` covers the
   pooled map of the default size (4x4 Mobile, 6x6 Large); other sizes raise ``ValueError`` when
-  the aux head runs (see :mod:`architectures.nasnet`).
+  the aux head runs (see :mod:`architectures.nasnet`). PNASNet-5 Large's published checkpoint
+  lacks the head's ``aux_bn0``/``aux_bn1`` (tensorflow/models #3822, #8643): it loads without
+  the head (an optional head, see :func:`architectures._tf.load_tf_weights`).
 * drop path (training only, off by default), scaled by depth and training progress as in slim.
 """
 

@@ -16,7 +16,7 @@ import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,22 +116,29 @@ def unsafe_tarball(path: Path, kind: str, wanted: str = "model.ckpt") -> Tarball
 # --------------------------------------------------------------------------- real layouts
 
 
-def release_tensors(arch: str, *, ema: bool = False) -> dict[str, np.ndarray]:
+def release_tensors(
+    arch: str, *, ema: bool = False, slots: tuple[str, ...] = (), gain: float | None = None
+) -> dict[str, np.ndarray]:
     """What the published checkpoint of ``arch`` holds: the reference weights, ``global_step``
     and, for vgg and resnet_v1, the unused ``<scope>/mean_rgb``.
 
     ``ema``: as the MobileNet v2 releases, every trainable variable also has an
     ``/ExponentialMovingAverage`` shadow. The shadow holds the reference weights and the raw
     variable something else, so only a load that takes the shadows gives the reference logits.
+    ``slots``: optimizer slots of every trainable variable (``("RMSProp", "RMSProp_1")`` as in
+    the MobileNet v2 releases).
     """
     from conftest import reference_weights
 
-    tensors = reference_weights(arch)
-    if ema:
-        for name in list(tensors):
-            if not name.endswith(("moving_mean", "moving_variance")):  # not trainable
-                tensors[f"{name}/ExponentialMovingAverage"] = tensors[name]
-                tensors[name] = tensors[name] + np.float32(1.0)
+    tensors = reference_weights(arch, gain)
+    for name in list(tensors):
+        if name.endswith(("moving_mean", "moving_variance")):  # not trainable
+            continue
+        if ema:
+            tensors[f"{name}/ExponentialMovingAverage"] = tensors[name]
+            tensors[name] = tensors[name] + np.float32(1.0)
+        for slot in slots:
+            tensors[f"{name}/{slot}"] = np.full_like(tensors[name], 0.01)
     if arch.startswith(("vgg_", "resnet_v1_")):
         tensors[f"{arch}/mean_rgb"] = np.array([123.68, 116.78, 103.94], np.float32)
     tensors["global_step"] = np.array(123456, np.int64)
@@ -151,24 +158,29 @@ def release_tarball(
     *,
     tensors: Mapping[str, np.ndarray] | None = None,
     file_name: str | None = None,
+    writer: Callable[[Mapping[str, np.ndarray], Path, str], object] = write_checkpoint,
 ) -> Tarball:
-    """The release tarball of registry model ``name``, in its published layout, with the
-    reference weights (plus EMA shadows where the release has them), or ``tensors``."""
+    """The release tarball of registry model ``name``, in its published layout (the registry's
+    ``files`` and, as placeholders, its ``other_files``), with the reference weights (plus EMA
+    shadows where the release has them), or ``tensors``. ``writer(tensors, path, format)``
+    writes the checkpoint (zoo's own writer; the tests of real layouts pass TensorFlow's)."""
     info = zoo.model_info(name)
     release = info.release
     work = directory / f"{name}.contents"
     work.mkdir(parents=True, exist_ok=True)
     if tensors is None:
         tensors = release_tensors(info.architecture, ema=bool(release.ema))
-    write_checkpoint(tensors, work / release.checkpoint, release.format)
+    checkpoint = work.joinpath(*release.checkpoint.split("/"))
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    writer(tensors, checkpoint, release.format)
     members: dict[str, bytes | Path] = {}
     for other in release.other_files or ():  # e.g. resnet_v2's eval.graph, before the checkpoint
         members[other] = f"dummy {other} of the test release\n".encode()
     for member in release.files:
-        members[member] = work / member
+        members[member] = work.joinpath(*member.split("/"))
     tarball = make_tarball(directory / (file_name or release.tarball), members, level=0)
     for member in release.files:
-        (work / member).unlink()
+        work.joinpath(*member.split("/")).unlink()
     return tarball
 
 

@@ -46,12 +46,13 @@ def test_only_the_missing_head_may_go_unused():
     ]
     with pytest.raises(MappingError, match="Mixed_5b/Branch_9"):
         zoo.load("inception_v3", checkpoint=weights, create_aux_logits=False).eval()
-    # with the head built, its tensors are needed: a checkpoint without them does not fit
+    # asked to require the head, a checkpoint without it does not fit (without the option it
+    # loads without the head: tests/test_aux_head_absent.py)
     without_aux = {
         n: v for n, v in reference_weights("inception_v3").items() if "AuxLogits" not in n
     }
     with pytest.raises(MappingError, match="AuxLogits"):
-        zoo.load("inception_v3", checkpoint=without_aux).eval()
+        zoo.load("inception_v3", checkpoint=without_aux, require_aux_head=True)
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))

@@ -130,16 +130,44 @@ def _parse_predictions(text: str) -> dict[str, list[tuple[float, int, str]]]:
 
 def test_list_filters_with_a_pattern():
     lines = ok(cli("list", "resnet_v2_*")).splitlines()
-    assert lines[0].split() == ["name", "weights", "preprocessing", "classes", "top-1"]
-    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
-    assert list(rows) == zoo.list_models("resnet_v2_*")  # natural order, as list_models
+    assert lines[0].split() == ["name", "network", "weights", "preprocessing", "classes", "top-1"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}  # one family: no heading
+    assert list(rows) == zoo.list_models("resnet_v2_*")  # natural order: 50, 101, 152, 200
     top1 = zoo.model_info("resnet_v2_50").accuracy.top1
-    assert rows["resnet_v2_50"] == ["yes", "inception", "299", "1001", f"{top1:.1f}"]
-    assert rows["resnet_v2_200"][0] == "-"  # a network without published weights
+    assert rows["resnet_v2_50"] == [
+        "resnet_v2_50",
+        "yes",
+        "inception",
+        "299",
+        "1001",
+        f"{top1:.1f}",
+    ]
+    assert rows["resnet_v2_200"][1] == "-"  # a network without published weights
 
     names = ok(cli("list", "mobile", "--pretrained", "--names")).split()
     assert names == [n for n in zoo.list_pretrained() if "mobile" in n]
     assert "nasnet_mobile" in names and "mobilenet_v1" in names
+
+
+def test_the_whole_list_is_grouped_by_family_in_natural_order():
+    lines = ok(cli("list", "mobilenet_v1*")).splitlines()
+    assert not [line for line in lines if line.endswith(":")]  # one family: no heading
+    rows = [line.split() for line in lines[1:]]
+    assert len(rows) == 19  # 16 releases and the three width networks
+    names = [row[0] for row in rows]
+    assert names.index("mobilenet_v1_0.25_128") < names.index("mobilenet_v1_0.5_128")
+    assert names.index("mobilenet_v1_0.5_160") < names.index("mobilenet_v1_0.5_224")
+    assert dict((row[0], row[1]) for row in rows)["mobilenet_v1_0.5_160"] == "mobilenet_v1_050"
+
+    everything = ok(cli("list")).splitlines()
+    families = [line.split()[0] for line in everything if line.endswith(":")]
+    assert families[:3] == ["inception_resnet_v2", "inception_v1", "inception_v2"]
+    assert {"mobilenet_v2", "mobilenet_v3", "nasnet", "vgg"} <= set(families)
+    listed = [line.split()[0] for line in everything[1:] if not line.endswith(":")]
+    assert sorted(listed) == sorted({*zoo.list_models(), *zoo.list_pretrained()})
+    assert everything.index("inception_v3 (4, 4 with published weights):") < everything.index(
+        next(line for line in everything if line.startswith("adv_inception_v3 "))
+    )
 
 
 def test_info_states_registry_facts_and_an_empty_cache(tmp_path):

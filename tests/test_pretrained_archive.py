@@ -158,60 +158,112 @@ def test_digest_sees_every_byte_of_the_tarball(tmp_path, dest, compressed):
     assert (dest / "vgg_16.ckpt").read_bytes() == CKPT[::-1]
 
 
-# ------------------------------------------------ releases whose checkpoint has another file name
+# ------------------------------------------------ the release layouts of the registry
 
 V2_WANTED = ["model.ckpt.index", "model.ckpt.data-00000-of-00001"]
+MOBILENET = "mobilenet_v1_1.0_224"
+MOBILENET_FILES = [f"{MOBILENET}.ckpt.index", f"{MOBILENET}.ckpt.data-00000-of-00001"]
+MOBILENET_OTHERS = [
+    f"{MOBILENET}.ckpt.meta",
+    f"{MOBILENET}.tflite",
+    f"{MOBILENET}_frozen.pb",
+    f"{MOBILENET}_eval.pbtxt",
+    f"{MOBILENET}_info.txt",
+]
 
 
-def test_the_one_checkpoint_of_another_name_is_taken_under_the_registry_names(
-    tmp_path, dest, caplog
-):
-    # e.g. mobilenet_v1_1.0_224.tgz: the checkpoint named after the release, other files beside
-    tarball = make_tarball(
-        tmp_path / "r.tgz",
-        {
-            "./mobilenet_v1_1.0_224.ckpt.index": b"index",
-            "./mobilenet_v1_1.0_224.ckpt.data-00000-of-00001": CKPT,
-            "./mobilenet_v1_1.0_224.ckpt.meta": b"meta",
-            "./mobilenet_v1_1.0_224.tflite": b"tflite",
-        },
+def mobilenet_bundle(path):
+    """The seven files of a MobileNet v1/v2 release, at the archive root ('./' prefixed)."""
+    members = {f"./{m}": b"other file" for m in MOBILENET_OTHERS}
+    members[f"./{MOBILENET_FILES[0]}"] = b"index"
+    members[f"./{MOBILENET_FILES[1]}"] = CKPT
+    return make_tarball(path, members)
+
+
+def test_a_seven_file_bundle_gives_its_checkpoint_and_skips_the_rest(tmp_path, dest, caplog):
+    tarball = mobilenet_bundle(tmp_path / "r.tgz")
+    with caplog.at_level("INFO", logger="zoo.archive"):
+        found = extract_members(tarball.path, MOBILENET_FILES, dest, known=MOBILENET_OTHERS)
+    assert found[MOBILENET_FILES[1]].read_bytes() == CKPT
+    assert tree(dest) == sorted(MOBILENET_FILES)  # .meta, .tflite, .pb, ... never written
+    assert caplog.text == ""  # the layout is exactly the registry's: nothing to say
+
+
+def test_the_nested_mobilenet_v3_layout_takes_the_ema_checkpoint(tmp_path, dest):
+    # <n>/ema/model-<step> (the averaged weights, the one to load) beside <n>/pristine/...
+    n = "v3-large_224_1.0_float"
+    ema = [f"{n}/ema/model-540000.index", f"{n}/ema/model-540000.data-00000-of-00001"]
+    others = [
+        f"{n}/ema/model-540000.meta",
+        f"{n}/pristine/model.ckpt-540000.index",
+        f"{n}/pristine/model.ckpt-540000.data-00000-of-00001",
+        f"{n}/pristine/model.ckpt-540000.meta",
+        f"{n}/{n}.pb",
+        f"{n}/{n}.tflite",
+    ]
+    members = {m: b"pristine or graph" for m in others}
+    members.update({ema[0]: b"ema index", ema[1]: CKPT})
+    tarball = make_tarball(tmp_path / "v3.tgz", members)
+    found = extract_members(tarball.path, ema, dest, known=others)
+    assert found[ema[1]].read_bytes() == CKPT and found[ema[0]].read_bytes() == b"ema index"
+    assert [p for p in tree(dest) if (dest / p).is_file()] == sorted(ema)  # no pristine files
+
+
+def test_a_listed_other_file_that_is_absent_is_a_warning(tmp_path, dest, caplog):
+    members = {f"./{m}": b"x" for m in MOBILENET_OTHERS[1:]}  # no .ckpt.meta
+    members.update({MOBILENET_FILES[0]: b"index", MOBILENET_FILES[1]: CKPT, "README": b"r"})
+    tarball = make_tarball(tmp_path / "r.tgz", members)
+    with caplog.at_level("INFO", logger="zoo.archive"):
+        found = extract_members(tarball.path, MOBILENET_FILES, dest, known=MOBILENET_OTHERS)
+    assert sorted(found) == sorted(MOBILENET_FILES)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and f"lacks {MOBILENET}.ckpt.meta" in warnings[0]
+    assert "also holds README" in caplog.text  # listed nowhere: only logged
+
+
+def test_a_checkpoint_under_another_name_is_an_error_naming_both(tmp_path, dest):
+    # the registry's old, wrong entry (model.ckpt.*) against the real MobileNet bundle: no
+    # other checkpoint is ever taken in place of the expected one
+    tarball = mobilenet_bundle(tmp_path / "r.tgz")
+    with pytest.raises(zoo.ArchiveError) as err:
+        extract_members(tarball.path, V2_WANTED, dest)
+    message = str(err.value)
+    assert "missing model.ckpt.data-00000-of-00001, model.ckpt.index" in message
+    assert f"{MOBILENET}.ckpt ({MOBILENET}.ckpt.data-00000-of-00001, {MOBILENET}.ckpt.index)" in (
+        message
     )
-    found = extract_members(tarball.path, V2_WANTED, dest)
-    assert sorted(found) == sorted(V2_WANTED)
-    assert found["model.ckpt.data-00000-of-00001"].read_bytes() == CKPT
-    assert tree(dest) == sorted(V2_WANTED)  # nothing else left behind
-    assert "mobilenet_v1_1.0_224.ckpt.index" in caplog.text
+    assert "'checkpoint' and 'files'" in message
+    assert tree(dest) == []
 
 
-def test_a_v1_file_of_another_name_is_taken(tmp_path, dest):
+def test_a_v1_file_of_another_name_is_an_error(tmp_path, dest):
     tarball = make_tarball(tmp_path / "r.tar.gz", {"eval.graph": b"g", "vgg16.ckpt": CKPT})
-    found = extract_members(tarball.path, ["vgg_16.ckpt"], dest)
-    assert found["vgg_16.ckpt"].read_bytes() == CKPT and tree(dest) == ["vgg_16.ckpt"]
+    with pytest.raises(zoo.ArchiveError, match=r"missing vgg_16\.ckpt .*vgg16\.ckpt"):
+        extract_members(tarball.path, ["vgg_16.ckpt"], dest)
+    assert tree(dest) == []
 
 
 @pytest.mark.parametrize(
     "members",
     [
+        {"a.ckpt.index": b"i", "a.ckpt.data-00000-of-00001": CKPT},  # another prefix
+        {"model.ckpt.index": b"i"},  # the index without its data file
         {
-            "a.ckpt.index": b"i",
-            "a.ckpt.data-00000-of-00001": CKPT,
-            "b.ckpt.index": b"i",
-            "b.ckpt.data-00000-of-00001": CKPT,
-        },  # two candidates: which one is meant?
-        {"a.ckpt.index": b"i"},  # a candidate without its data file
-        {
-            "a.ckpt.index": b"i",
-            "a.ckpt.data-00000-of-00002": CKPT,
-            "a.ckpt.data-00001-of-00002": CKPT,
+            "model.ckpt.index": b"i",
+            "model.ckpt.data-00000-of-00002": CKPT,
+            "model.ckpt.data-00001-of-00002": CKPT,
         },  # other shards than the registry's
+        {"eval.graph": b"g"},  # no checkpoint at all
     ],
-    ids=["two", "incomplete", "other-shards"],
+    ids=["other-prefix", "incomplete", "other-shards", "none"],
 )
-def test_no_unique_fitting_checkpoint_is_an_error_listing_the_archive(tmp_path, dest, members):
+def test_an_unexpected_layout_is_an_error_listing_the_archive(tmp_path, dest, members):
     tarball = make_tarball(tmp_path / "r.tar.gz", members)
-    with pytest.raises(zoo.ArchiveError, match=r"does not hold model\.ckpt") as err:
+    with pytest.raises(zoo.ArchiveError, match=r"does not have the layout") as err:
         extract_members(tarball.path, V2_WANTED, dest)
-    assert "a.ckpt.index" in str(err.value)
+    message = str(err.value)
+    assert "expected checkpoint files: model.ckpt.data-00000-of-00001, model.ckpt.index" in message
+    assert all(name in message for name in members)
     assert tree(dest) == []
 
 

@@ -311,6 +311,19 @@ def test_dry_run_of_an_empty_cache_creates_nothing(served, zoo_env, capsys):
     assert not zoo_env.exists() and served.server.requests == []
 
 
+def test_dry_run_of_the_shipped_catalogue_is_grouped_by_family(zoo_env, capsys):
+    code, out, _ = run_main(capsys, "--dry-run", "mobilenet_v2_0.35_*", "adv_*", "vgg_*")
+    assert code == 0
+    lines = out.splitlines()
+    headings = [line for line in lines if line.endswith(":")]
+    assert headings == [
+        "inception_resnet_v2 (1):", "inception_v3 (1):", "mobilenet_v2 (5):", "vgg (2):"
+    ]  # fmt: skip
+    models = [line.split()[0] for line in lines[3:] if not line.endswith(":")][:-1]
+    assert models[2:7] == [f"mobilenet_v2_0.35_{r}" for r in (96, 128, 160, 192, 224)]
+    assert "would fetch 9 of 9 models" in out and not zoo_env.exists()
+
+
 # --------------------------------------------------------------------------- verify
 
 

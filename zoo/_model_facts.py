@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterable
 
 import architectures
 
 from .errors import UnknownModelError, close_matches
 from .registry import ModelInfo, get_registry
 
-__all__ = ["model_facts"]
+__all__ = ["by_family", "model_facts", "model_family"]
 
 # mobilenet_v1_0.5_160: network, depth multiplier, resolution (slim's checkpoint names)
 _MOBILENET_CHECKPOINT = re.compile(r"(?P<network>mobilenet_v[12])_\d+(?:\.\d+)?_(?P<size>\d{2,3})")
@@ -52,3 +53,25 @@ def model_facts(name: str) -> ModelInfo:
         f"({registry.source}) such as 'inception_v3' or 'vgg_16', or a MobileNet checkpoint "
         f"name such as 'mobilenet_v1_0.5_160'.{close_matches(name, known)}"
     )
+
+
+def model_family(name: str) -> str:
+    """The family of a model or network name: the ``architectures`` module of its network
+    (``mobilenet_v1`` for ``mobilenet_v1_0.5_160`` and ``mobilenet_v1_050``, ``inception_v3``
+    for ``adv_inception_v3``); the network's own name when it is not available here."""
+    info = get_registry().models.get(name)
+    network = info.architecture if info is not None else name
+    try:
+        module = architectures.get_constructor(network).__module__
+    except UnknownModelError:
+        return network
+    return module.rsplit(".", 1)[-1]
+
+
+def by_family(names: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """``names`` grouped by :func:`model_family`, families and names in natural order
+    (``mobilenet_v1_0.25_128`` before ``mobilenet_v1_0.5_128``), for listings of many models."""
+    groups: dict[str, list[str]] = {}
+    for name in sorted(names, key=architectures.natural_key):
+        groups.setdefault(model_family(name), []).append(name)
+    return sorted(groups.items(), key=lambda item: architectures.natural_key(item[0]))

@@ -9,11 +9,13 @@ The whole archive is refused (:class:`~zoo.errors.ArchiveError` naming the membe
 
 so a tampered or broken archive never writes outside the target and is never half-trusted.
 
-Release layouts vary (``model.ckpt.*`` in some bundles, ``mobilenet_v1_1.0_224.ckpt.*`` in
-others, a ``./`` prefix or a top directory): when the registry's names are not all in the
-archive but it holds exactly one checkpoint of the same kind (the same V2 file suffixes, or one
-V1 ``*.ckpt`` file), that checkpoint is taken under the registry's names, and a warning names
-the files used. Two candidate checkpoints, or none, are an error listing what the archive holds.
+The layout is checked against the registry (:class:`~zoo.registry_schema.Release`): every
+checkpoint file it names (``wanted``) must be there, or the archive is refused with an error that
+names what was expected and which checkpoint files the archive holds instead (no other file is
+ever taken in their place: a release whose files are not where the registry says is a registry
+error to fix, not something to guess around). The other members the registry lists (``known``:
+graphs, TFLite files, a training checkpoint) are skipped without being extracted; a listed one
+that is absent is logged as a warning, and members listed nowhere are only logged.
 A truncated or corrupt archive (bad gzip data, a CRC error, an early end) is an ``ArchiveError``
 too: the archive is read to its end, so the gzip checksum is always verified.
 
@@ -37,7 +39,6 @@ import io
 import logging
 import lzma
 import re
-import shutil
 import tarfile
 import zlib
 from collections.abc import Iterable
@@ -82,10 +83,12 @@ def extract_members(
     *,
     digest: hashlib._Hash | None = None,
     max_bytes: int | None = None,
+    known: Iterable[str] = (),
 ) -> dict[str, Path]:
     """Extract the regular files ``wanted`` (tarball paths) from ``tarball`` into ``dest``.
 
     Returns ``{wanted name: extracted path}``. ``dest`` must exist; nothing outside it is written.
+    ``known`` are the other members the release is known to hold: skipped, not extracted.
     ``digest`` (e.g. ``hashlib.sha256()``) is fed every byte of the tarball file as it is read,
     so a caller can verify it without a pass of its own (before trusting what was extracted).
     ``max_bytes``: the most bytes of decompressed tar stream to read (None: no limit).
@@ -94,10 +97,7 @@ def extract_members(
     dest = Path(dest).resolve()
     found: dict[str, Path] = {}
     listing: list[str] = []
-    wanted_kind = _checkpoint_kind(wanted)
-    # other checkpoints of the same kind, extracted aside in case the wanted names are absent
-    spare_dir = dest / ".other-checkpoints"
-    spares: dict[str, Path] = {}
+    known = set(known) - wanted
     try:
         # buffered: the decompressors read 8 KiB at a time, the hashing reader sees 1 MiB reads
         raw = io.BufferedReader(_HashingReader(open(tarball, "rb"), digest), CHUNK)
@@ -110,13 +110,9 @@ def extract_members(
             for member in tar:
                 name = _check(member, tarball)
                 stream.check_member(member)
-                if name:
+                if name and not member.isdir():
                     listing.append(name)
-                if name not in wanted:
-                    if wanted_kind and member.isfile() and _suffix(name) in wanted_kind:
-                        if name not in spares:  # (a duplicate spare is simply never used)
-                            spare_dir.mkdir(exist_ok=True)
-                            spares[name] = _write(tar, member, name, spare_dir, tarball)
+                if name not in wanted:  # skipped unread (the tar reader seeks past it)
                     continue
                 if name in found:
                     raise ArchiveError(
@@ -135,26 +131,18 @@ def extract_members(
             while raw.read(CHUNK):
                 pass
         missing = sorted(wanted - set(found))
-        if missing and not found:
-            found = _take_the_one_other_checkpoint(spares, wanted, dest, tarball)
-            missing = sorted(wanted - set(found))
         if missing:
-            shown = ", ".join(listing[:12]) + (" ..." if len(listing) > 12 else "")
-            raise ArchiveError(
-                f"{tarball} does not hold {', '.join(missing)} (it holds: {shown or 'nothing'}). "
-                "Is it the right tarball for this model? Check the registry entry's 'files'."
-            )
+            raise ArchiveError(_layout_error(tarball, sorted(wanted), missing, listing))
     except BaseException as exc:
         for path in found.values():  # a refused archive leaves nothing behind
             path.unlink(missing_ok=True)
-        _remove_tree(spare_dir)
         if isinstance(exc, _CORRUPT) and not isinstance(exc, (ArchiveError, CacheError)):
             raise ArchiveError(
                 f"{tarball} is truncated or corrupt ({type(exc).__name__}: {exc}). Delete it "
                 "and download it again (or copy it again from the source)."
             ) from None
         raise
-    _remove_tree(spare_dir)
+    _report_other_members(tarball, known, set(listing) - wanted)
     return found
 
 
@@ -166,46 +154,46 @@ def _suffix(name: str) -> str | None:
     return match["suffix"]
 
 
-def _checkpoint_kind(wanted: set[str]) -> frozenset[str] | None:
-    """The suffixes of the wanted names when they are one checkpoint's files, else None."""
-    suffixes = [_suffix(name) for name in wanted]
-    if not wanted or None in suffixes or len(set(suffixes)) != len(suffixes):
-        return None
-    return frozenset(suffixes)  # type: ignore[arg-type]
+def _checkpoints_in(listing: Iterable[str]) -> dict[str, list[str]]:
+    """``{checkpoint path: its files}`` of the checkpoint-like members of an archive."""
+    groups: dict[str, list[str]] = {}
+    for name in listing:
+        suffix = _suffix(name)
+        if suffix is not None:
+            groups.setdefault(name[: len(name) - len(suffix)], []).append(name)
+    return groups
 
 
-def _take_the_one_other_checkpoint(
-    spares: dict[str, Path], wanted: set[str], dest: Path, tarball: Path
-) -> dict[str, Path]:
-    """``{wanted name: path}`` from the archive's one other checkpoint with the wanted file
-    suffixes (moved to the wanted names), or ``{}`` if there is not exactly one."""
-    groups: dict[str, dict[str, str]] = {}
-    for name in spares:
-        match = _CHECKPOINT_FILE.match(name)
-        assert match is not None and _suffix(name) is not None
-        groups.setdefault(match["prefix"], {})[match["suffix"]] = name
-    by_suffix = {_suffix(name): name for name in wanted}
-    fitting = [files for files in groups.values() if set(files) == set(by_suffix)]
-    if len(fitting) != 1:
-        return {}
-    taken: dict[str, Path] = {}
-    for suffix, name in fitting[0].items():
-        target = dest.joinpath(*by_suffix[suffix].split("/"))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        spares[name].rename(target)
-        taken[by_suffix[suffix]] = target
-    log.warning(
-        "%s does not hold %s; using its only checkpoint, %s",
-        tarball,
-        ", ".join(sorted(wanted)),
-        ", ".join(sorted(fitting[0].values())),
+def _layout_error(tarball: Path, wanted: list[str], missing: list[str], listing: list[str]) -> str:
+    """What the registry expects, what the archive holds instead, and what to do."""
+    found = _checkpoints_in(listing)
+    if found:
+        held = "; ".join(f"{p} ({', '.join(sorted(f))})" for p, f in sorted(found.items()))
+        what = f"The checkpoints it holds: {held}."
+    else:
+        shown = ", ".join(listing[:12]) + (" ..." if len(listing) > 12 else "")
+        what = f"It holds no checkpoint file (members: {shown or 'none'})."
+    return (
+        f"{tarball} does not have the layout the registry expects: missing "
+        f"{', '.join(missing)} (expected checkpoint files: {', '.join(wanted)}). {what} Is it "
+        "the right tarball for this model? If the release really is laid out so, correct the "
+        "registry entry's 'checkpoint' and 'files' (ZOO_REGISTRY for your own copy)."
     )
-    return taken
 
 
-def _remove_tree(path: Path) -> None:
-    if path.exists():
-        shutil.rmtree(path)
+def _report_other_members(tarball: Path, known: set[str], others: set[str]) -> None:
+    """Log listed members the archive lacks (a warning) and members listed nowhere (info)."""
+    absent = sorted(known - others)
+    if absent:
+        log.warning(
+            "%s lacks %s, listed in the registry entry's other_files (skipped anyway: the "
+            "checkpoint files are complete)",
+            tarball,
+            ", ".join(absent),
+        )
+    unlisted = sorted(others - known)
+    if unlisted:
+        log.info("%s also holds %s (not in the registry; skipped)", tarball, ", ".join(unlisted))
 
 
 def _decompressed(tarball: Path, raw: IO[bytes]) -> IO[bytes]:

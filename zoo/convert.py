@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,9 @@ class Conversion:
     crc32c: str  # of the safetensors file (8 hex digits)
     ema: tuple[str, ...]  # variables taken from their ExponentialMovingAverage shadow
     ignored: tuple[str, ...]  # checkpoint tensors deliberately unused (global_step, mean_rgb...)
+    reasons: Mapping[str, str] = field(default_factory=dict)  # ignored tensor → why
+    absent: tuple[str, ...] = ()  # TF tensors of an optional head the checkpoint lacks
+    dropped_heads: tuple[str, ...] = ()  # torch paths of heads not converted (incomplete)
 
 
 def build_skeleton(architecture: str, num_classes: int) -> nn.Module:
@@ -71,11 +74,15 @@ def convert_to_safetensors(
 
     ``checkpoint`` is a ``{tf_name: array}`` mapping or a lazy reader (``zoo.open_checkpoint``).
     Raises :class:`zoo.MappingError` (nothing written) when it does not fit the network, or a
-    value is not a float array or holds NaN/inf (unless ``allow_nonfinite``).
+    value is not a float array or holds NaN/inf (unless ``allow_nonfinite``). An auxiliary head
+    the checkpoint lacks in part is left out of the file (see
+    :func:`architectures._tf.plan_tf_weights`): a model built from it has no such head.
     """
     model = build_skeleton(architecture, num_classes)
     plan, report = plan_tf_weights(model, checkpoint, use_ema=use_ema)
     state = model.state_dict(keep_vars=True)  # persistent tensors, in the module's order
+    dropped = tuple(report.dropped_heads)
+    state = {n: t for n, t in state.items() if not any(_under(n, h) for h in dropped)}
     specs = [TensorSpec(n, _numpy_dtype(t.dtype, n), tuple(t.shape)) for n, t in state.items()]
 
     casts: list[str] = []
@@ -98,7 +105,20 @@ def convert_to_safetensors(
 
     size, crc = write_streaming(out, specs, arrays(), metadata)
     report_casts(casts)
-    return Conversion(len(specs), size, crc, tuple(report.ema), tuple(report.ignored))
+    return Conversion(
+        len(specs),
+        size,
+        crc,
+        tuple(report.ema),
+        tuple(report.ignored),
+        dict(report.reasons),
+        tuple(report.absent),
+        dropped,
+    )
+
+
+def _under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
 
 
 def _numpy_dtype(dtype: torch.dtype, name: str) -> np.dtype:

@@ -109,7 +109,8 @@ def _facts(info: ModelInfo) -> list[str]:
         text = f"Published weights: {release.url}{size}, licence {info.license}"
         if info.accuracy is not None:
             acc = info.accuracy
-            text += f"; ImageNet top-1 {acc.top1:g} %, top-5 {acc.top5:g} % ({acc.source})"
+            top5 = f", top-5 {acc.top5:g} %" if acc.top5 is not None else ""
+            text += f"; ImageNet top-1 {acc.top1:g} %{top5} ({acc.source})"
         lines += _wrapped(text + ".")
     if info.notes:
         lines += _wrapped(f"Notes: {info.notes}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
@@ -15,7 +16,7 @@ import architectures
 from architectures._features import FeatureNet
 from architectures._fuse import fuse_bn as fold_batch_norms
 from architectures._packed import optimize_for_inference as optimize_model
-from architectures._tf import checkpoint_num_classes, load_tf_weights
+from architectures._tf import checkpoint_num_classes, load_tf_weights, settle_optional_heads
 from architectures._values import check_finite_state
 
 from .arguments import check_load_arguments
@@ -74,6 +75,7 @@ def load(
     allow_nonfinite: bool = False,
     features_only: bool = False,
     out_indices: Sequence[int] | None = None,
+    require_aux_head: bool = False,
     **model_kwargs: Any,
 ) -> nn.Module:
     """Build the slim network ``name``, optionally filled with TF weights.
@@ -133,6 +135,10 @@ def load(
             (``num_classes=0``). ResNets take ``output_stride=8`` or ``16`` (atrous blocks).
         out_indices: with ``features_only``, which feature levels to return (default all;
             negative indices count from the deepest).
+        require_aux_head: weights without a complete auxiliary head (NASNet-A and PNASNet-5
+            Large were published so) are an error instead of loading without it. By default the
+            model then has no auxiliary head (``load_report.absent`` names the missing
+            tensors), or, with ``aux_logits=True``, a freshly initialised one and one warning.
         **model_kwargs: passed to the network (``global_pool``, ``output_stride``, ...); an
             option the network does not have is a ``zoo.ConfigError`` listing those it has.
 
@@ -173,6 +179,7 @@ def load(
             download={"cache_dir": cache_dir, "offline": offline, "progress": progress},
             model_kwargs=model_kwargs,
             drop_background=drop_background,
+            require_aux_head=require_aux_head,
         )
     elif weights is not None:
         model = _load_weights_file(
@@ -181,6 +188,7 @@ def load(
             num_classes=num_classes,
             skip_classifier=skip_classifier,
             model_kwargs=model_kwargs,
+            require_aux_head=require_aux_head,
         )
         if not allow_nonfinite:
             check_finite_state(model.state_dict(), f"the weights file {weights}")
@@ -198,6 +206,7 @@ def load(
                 skip_classifier=skip_classifier,
                 use_ema=use_ema,
                 allow_nonfinite=allow_nonfinite,
+                require_aux_head=require_aux_head,
             )
     if drop_background:
         drop_background_class(model, name)
@@ -255,6 +264,7 @@ def _load_pretrained(
     download: dict[str, Any],
     model_kwargs: dict[str, Any],
     drop_background: bool = False,
+    require_aux_head: bool = False,
 ) -> nn.Module:
     """Build the network of registry entry ``name`` and fill it from the weights cache."""
     from .pretrained import download_weights, released_model_info
@@ -271,7 +281,7 @@ def _load_pretrained(
         ) from None
     path = download_weights(name, use_ema=use_ema, **download)
     state, owned = _read_safetensors(path)
-    return _model_from_state(
+    model = _model_from_state(
         constructor,
         state,
         owned=owned,
@@ -285,6 +295,32 @@ def _load_pretrained(
             "changed, delete the file to have it converted again (its mapping version should "
             "be bumped)."
         ),
+        require_aux_head=require_aux_head,
+    )
+    model.load_report = _conversion_report(path.with_suffix(".json"), list(state))
+    log.info("%s: %s", name, model.load_report)
+    return model
+
+
+def _conversion_report(sidecar: os.PathLike[str], tensors: list[str]) -> architectures.LoadReport:
+    """The load report of a cached conversion, from its sidecar: the tensors it skipped and
+    why, the EMA shadows it took and the tensors of a head the release lacks (``loaded``: the
+    torch tensors read from the cache)."""
+    import json
+
+    try:
+        meta = json.loads(Path(sidecar).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # pragma: no cover - download_weights checked it just now
+        meta = {}
+    reasons = meta.get("skipped_tensors") or {}
+    ignored = list(meta.get("ignored_tensors") or reasons)
+    return architectures.LoadReport(
+        loaded=tensors,
+        ema=list(meta.get("ema_shadows_used") or ()),
+        ignored=ignored,
+        reasons={n: reasons.get(n, "not needed") for n in ignored},
+        absent=list(meta.get("absent_tensors") or ()),
+        dropped_heads=list(meta.get("dropped_heads") or ()),
     )
 
 
@@ -295,6 +331,7 @@ def _load_weights_file(
     num_classes: int | None,
     skip_classifier: bool,
     model_kwargs: dict[str, Any],
+    require_aux_head: bool = False,
 ) -> nn.Module:
     """Build the network ``name`` and fill it from a torch weights file (state dict)."""
     constructor = architectures.get_constructor(name)
@@ -320,6 +357,7 @@ def _load_weights_file(
             "model arguments): is it the state dict of another network, or of one built with "
             "other arguments (depth_multiplier, create_aux_logits, ...)?"
         ),
+        require_aux_head=require_aux_head,
     )
 
 
@@ -334,9 +372,14 @@ def _model_from_state(
     model_kwargs: dict[str, Any],
     source: str,
     if_unfit: str,
+    require_aux_head: bool = False,
 ) -> nn.Module:
     """The network built by ``constructor`` holding the torch state dict ``state``, whose
-    classifier has ``stored_classes`` classes (kept only when that is the wanted count)."""
+    classifier has ``stored_classes`` classes (kept only when that is the wanted count).
+
+    An optional head (the auxiliary head) that ``state`` lacks in whole or part is dropped from
+    the model, or kept freshly initialised with one warning when the model runs it
+    (``aux_logits=True``); ``require_aux_head=True`` makes it an error."""
     wanted = stored_classes if num_classes is None else num_classes
     if wanted != stored_classes and not (skip_classifier or wanted == 0):
         raise MappingError(
@@ -356,6 +399,20 @@ def _model_from_state(
     else:
         model, assign = constructor(num_classes=wanted, **model_kwargs), False
     heads = _classifier_scopes(model) if wanted != stored_classes else ()
+    absent_heads, absent = _absent_optional_heads(model, state)
+    if absent_heads and require_aux_head:
+        raise MappingError(
+            f"{source} hold no complete auxiliary head ({len(absent)} tensors absent, e.g. "
+            f"{', '.join(absent[:3])}) and require_aux_head=True. Load without "
+            "require_aux_head (inference never runs the auxiliary head), or train one."
+        )
+    kept = bool(absent_heads) and getattr(model, "aux_logits", False)
+    if kept:  # freshly initialised: a model built for real (no meta or empty storage)
+        model, assign = constructor(num_classes=wanted, **model_kwargs), False
+        heads += absent_heads
+    else:
+        for head in absent_heads:
+            model.drop_optional_head(head)
     unbuilt = tuple(getattr(model, "unbuilt_heads", ()))  # e.g. create_aux_logits=False
     state = {k: v for k, v in state.items() if not _under(k, heads + unbuilt)}
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if not _under(k, heads)}
@@ -378,7 +435,24 @@ def _model_from_state(
         ]
         raise MappingError(f"{if_unfit} {'; '.join(problems)}.")
     model.load_state_dict(state, strict=not heads, assign=assign)
+    if kept:
+        settle_optional_heads(model, list(absent_heads), absent)  # the one warning
     return model
+
+
+def _absent_optional_heads(
+    model: nn.Module, state: Mapping[str, torch.Tensor]
+) -> tuple[tuple[str, ...], list[str]]:
+    """The optional heads of ``model`` that ``state`` lacks in whole or part, and the missing
+    tensors' names."""
+    names = list(model.state_dict())
+    heads, absent = [], []
+    for head in getattr(model, "optional_heads", ()):
+        missing = [k for k in names if _under(k, (head,)) and k not in state]
+        if missing:
+            heads.append(head)
+            absent += [k for k in missing if not k.endswith("num_batches_tracked")]
+    return tuple(heads), absent
 
 
 def build_on_meta(constructor: Callable[..., nn.Module], **kwargs: Any) -> nn.Module | None:
@@ -472,8 +546,10 @@ def load_checkpoint_into(
     skip_classifier: bool = False,
     use_ema: bool = True,
     allow_nonfinite: bool = False,
+    require_aux_head: bool = False,
 ) -> architectures.LoadReport:
-    """Fill ``model`` from a TF checkpoint, adapting or checking its class count first."""
+    """Fill ``model`` from a TF checkpoint, adapting or checking its class count first (see
+    :func:`architectures.load_tf_weights` for an auxiliary head the checkpoint lacks)."""
     if isinstance(checkpoint, (str, os.PathLike)):
         from .checkpoint import open_checkpoint
 
@@ -492,7 +568,12 @@ def load_checkpoint_into(
                 "skip_classifier=True to load everything but the classifier (for fine-tuning)."
             )
     report = load_tf_weights(
-        model, checkpoint, skip=skip, use_ema=use_ema, allow_nonfinite=allow_nonfinite
+        model,
+        checkpoint,
+        skip=skip,
+        use_ema=use_ema,
+        allow_nonfinite=allow_nonfinite,
+        require_aux_head=require_aux_head,
     )
     log.info("%s: %s", type(model).__name__, report)
     model.load_report = report

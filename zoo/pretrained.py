@@ -417,7 +417,12 @@ def _build_entry(
         try:
             limit = None if max_extract is None else max(int(max_extract * size), EXTRACT_FLOOR)
             extracted = archive.extract_members(
-                tarball, release.files, workdir, digest=digest, max_bytes=limit
+                tarball,
+                release.files,
+                workdir,
+                digest=digest,
+                max_bytes=limit,
+                known=release.other_files or (),
             )
         except ArchiveError:
             # a file that is not the release at all: say that, not what it lacks
@@ -463,6 +468,9 @@ def _build_entry(
             "ema_variables": len(conversion.ema),
             "ema_shadows_used": list(conversion.ema),
             "ignored_tensors": list(conversion.ignored),
+            "skipped_tensors": dict(conversion.reasons),  # ignored tensor → why
+            "absent_tensors": list(conversion.absent),  # of a head the release lacks in part
+            "dropped_heads": list(conversion.dropped_heads),  # not in the cached weights
             "source_url": release.url,
             "obtained_from": origin,  # the URL after ZOO_MIRROR, or the imported file
             "tarball": release.tarball,

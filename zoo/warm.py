@@ -39,6 +39,7 @@ from typing import Any
 from architectures import natural_key
 
 from . import config
+from ._model_facts import by_family
 from .errors import ZooError, close_matches
 from .pretrained import CacheInfo, _download_weights, _import_tarball, cache_info
 from .registry import ModelInfo, get_registry
@@ -493,7 +494,8 @@ def _dry_run(
         for r in rows
     ]
     print(f"cache: {cache_dir}")
-    print(_format_table(("model", "size", "cached", "file" if tarballs else "url"), table))
+    lines = _format_table(("model", "size", "cached", "file" if tarballs else "url"), table)
+    print(_with_family_headings(lines.splitlines(), [r["model"] for r in rows]))
     summary = f"would {verb} {len(todo)} of {len(rows)} models: {_human(known)}"
     if unknown:
         summary += f" + {unknown} of unknown size"
@@ -502,6 +504,20 @@ def _dry_run(
 
 
 # --------------------------------------------------------------------------- output
+
+
+def _with_family_headings(lines: list[str], names: list[str]) -> str:
+    """A table (header, rule, one line per name in ``names``' order) with a heading line before
+    each family's rows, when there are several families (~66 releases stay readable)."""
+    groups = by_family(names)
+    if len(groups) < 2:
+        return "\n".join(lines)
+    row = dict(zip(names, lines[2:]))
+    out = lines[:2]
+    for family, members in groups:
+        out.append(f"{family} ({len(members)}):")
+        out += [row[name] for name in members]
+    return "\n".join(out)
 
 
 STATUS_WIDTH = 100  # a longer reason is cut in the table (in full on its line and in --json)

@@ -50,6 +50,7 @@ def add_info(commands: Any, cache: argparse.ArgumentParser) -> None:
 def _cmd_list(args: argparse.Namespace) -> int:
     import architectures
 
+    from .._model_facts import by_family
     from ..registry import get_registry
 
     registry = get_registry()
@@ -73,23 +74,38 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if args.names:
         print("\n".join(names))
         return EXIT_OK
-    rows = [("name", "weights", "preprocessing", "classes", "top-1")]
-    for name in names:
-        info = registry.models.get(name)
-        if info is None:  # a network the registry in use (ZOO_REGISTRY) does not describe
-            rows.append((name, "-", "-", "-", "-"))
-            continue
-        p = info.preprocessing
-        rows.append(
-            (
-                name,
-                "yes" if info.has_weights else "-",
-                f"{p.kind} {p.input_size}" if p else "-",
-                str(info.num_classes),
-                f"{info.accuracy.top1:.1f}" if info.accuracy else "-",
+    # ~80 names: grouped by family (a heading line each when there are several), each
+    # release beside the network it loads into
+    header = ("name", "network", "weights", "preprocessing", "classes", "top-1")
+    groups = by_family(names)
+    rows: list[tuple[str, ...]] = []
+    for _family, members in groups:
+        for name in members:
+            info = registry.models.get(name)
+            if info is None:  # a network the registry in use (ZOO_REGISTRY) does not describe
+                rows.append((name, name, "-", "-", "-", "-"))
+                continue
+            p = info.preprocessing
+            rows.append(
+                (
+                    name,
+                    info.architecture,
+                    "yes" if info.has_weights else "-",
+                    f"{p.kind} {p.input_size}" if p else "-",
+                    str(info.num_classes),
+                    f"{info.accuracy.top1:.1f}" if info.accuracy else "-",
+                )
             )
-        )
-    print(table(rows))
+    lines = table([header, *rows]).splitlines()
+    out, done = [lines[0]], 1
+    for family, members in groups:
+        if len(groups) > 1:
+            with_weights = sum(1 for n in members if n in registry.models and
+                               registry.models[n].has_weights)  # fmt: skip
+            out.append(f"{family} ({len(members)}, {with_weights} with published weights):")
+        out += lines[done : done + len(members)]
+        done += len(members)
+    print("\n".join(out))
     return EXIT_OK
 
 
@@ -129,7 +145,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         ]
     if info.accuracy:
         a = info.accuracy
-        rows.append(("accuracy", f"top-1 {a.top1:g} %, top-5 {a.top5:g} % ({a.source})"))
+        top5 = f"top-5 {a.top5:g} %" if a.top5 is not None else "top-5 not published"
+        rows.append(("accuracy", f"top-1 {a.top1:g} %, {top5} ({a.source})"))
     if info.paper:
         rows.append(("paper", f"{info.paper.title} <{info.paper.url}>"))
     rows.append(("licence", info.license or "-"))
