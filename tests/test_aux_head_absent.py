@@ -43,7 +43,7 @@ def full_models():
 
     def get(arch):
         if arch not in built:
-            model = zoo.load(arch, checkpoint=reference_weights(arch))
+            model = zoo.load(arch, checkpoint=reference_weights(arch)).eval()
             x = reference_input(arch, runs(arch)[0].input_hw)[:1]
             with torch.no_grad():
                 built[arch] = (model, x, model(x))
@@ -77,7 +77,7 @@ def test_checkpoint_without_a_complete_aux_head_loads_without_it(arch, case, ful
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning: nothing asked for the head
-        model = zoo.load(arch, checkpoint=weights)
+        model = zoo.load(arch, checkpoint=weights).eval()
     report = model.load_report
     assert aux_head(model) is None and not any(
         k.startswith(report.dropped_heads[0]) for k in model.state_dict()
@@ -99,7 +99,7 @@ def test_checkpoint_without_a_complete_aux_head_loads_without_it(arch, case, ful
 def test_aux_logits_true_builds_the_head_freshly_initialised_with_one_warning(arch):
     weights, gone = without(arch, CASES[arch][1])
     with pytest.warns(UserWarning, match="freshly initialised") as caught:
-        model = zoo.load(arch, checkpoint=weights, aux_logits=True)
+        model = zoo.load(arch, checkpoint=weights, aux_logits=True).eval()
     assert len(caught) == 1 and gone[0] in str(caught[0].message)
     assert aux_head(model) is not None and sorted(model.load_report.absent) == gone
     x = reference_input(arch, runs(arch)[0].input_hw)[:1]
@@ -124,7 +124,7 @@ def test_weights_file_without_the_aux_head(tmp_path, full_models):
     save_model(bare, str(path), force_contiguous=True)
     _, x, want = full_models("nasnet_mobile")
 
-    model = zoo.load("nasnet_mobile", weights=path)
+    model = zoo.load("nasnet_mobile", weights=path).eval()
     assert aux_head(model) is None
     with torch.no_grad():
         assert torch.equal(model(x), want)
@@ -163,7 +163,7 @@ def test_the_other_inception_heads_may_be_missing_too(arch, scope):
     gone = sorted(n for n in weights if n.startswith(scope) and "/Conv2d_1b_1x1/" in n)
     for name in gone:
         del weights[name]
-    model = zoo.load(arch, checkpoint=weights)
+    model = zoo.load(arch, checkpoint=weights).eval()
     assert model.AuxLogits is None and sorted(model.load_report.absent) == gone
     run = runs(arch)[0]
     with torch.no_grad():

@@ -43,6 +43,7 @@ def training_checkpoint(slots=("RMSProp", "RMSProp_1")):
 
 def logits(model):
     run = runs(ARCH)[0]
+    model.eval()
     with torch.no_grad():
         return model(reference_input(ARCH, run.input_hw)).numpy()
 

@@ -86,7 +86,8 @@ def test_resnet_features_honour_output_stride(output_stride):
         points = model.body.end_points(x)  # the atrous network's slim end points (TF-checked)
     for feature, name, reduction in zip(features, info.end_point(), info.reduction()):
         assert feature.shape[2:] == (math.ceil(97 / reduction), math.ceil(113 / reduction))
-        assert torch.equal(feature, points[name])
+        # the two passes may take different fast paths (hooks differ): rounding only
+        assert torch.allclose(feature, points[name], rtol=1e-5, atol=1e-5)
 
 
 def test_bad_feature_arguments_are_clear_errors():

@@ -56,7 +56,7 @@ def test_input_gradient_is_tensorflows(tensorflow, arch):
     suffix, size, kwargs, tf_kwargs = TF_CASES[arch]
     run = next(r for r in runs(arch) if r.suffix == suffix)
     weights = reference_weights(arch, run.gain)
-    model = zoo.load(arch, checkpoint=weights, **kwargs).double()
+    model = zoo.load(arch, checkpoint=weights, **kwargs).double().eval()
     assert not model.training  # batch norm with the moving statistics, no dropout
     x = reference_input(arch, size)[:1].double()
     logits, gradient = _torch_input_gradient(model, x)
@@ -88,7 +88,9 @@ FD_RTOL = 1e-5
 @pytest.mark.parametrize("arch", FD_ARCHS)
 def test_input_gradient_matches_finite_differences(arch):
     run = next(r for r in runs(arch) if r.suffix == "_hg")
-    model = zoo.load(arch, checkpoint=reference_weights(arch, run.gain), create_aux_logits=False)
+    model = zoo.load(
+        arch, checkpoint=reference_weights(arch, run.gain), create_aux_logits=False
+    ).eval()
     model = model.double()
     x = reference_input(arch, (75, 75))[:1].double()
     _, gradient = _torch_input_gradient(model, x)

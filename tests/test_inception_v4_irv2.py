@@ -73,7 +73,8 @@ def test_aux_logits_only_when_asked_and_equal_to_slim(arch):
     assert isinstance(out, tuple) and len(out) == 2
     assert isinstance(eval_out, torch.Tensor) and eval_out.shape == (1, 1001)
     logits, aux = (t.numpy() for t in out)
-    assert np.array_equal(logits, eval_out.numpy())  # drop_rate=0: the same computation
+    # drop_rate=0: the same computation (in eval mode on the fast path: rounding only)
+    assert np.allclose(logits, eval_out.numpy(), rtol=1e-5, atol=1e-4)
     want = expected(arch)["logits" + run.suffix][:1]
     assert np.max(np.abs(logits - want)) <= tolerance(want)
 

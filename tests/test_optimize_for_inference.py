@@ -261,6 +261,7 @@ def test_optimize_for_inference_freezes_and_folds():
 _FAULTS = """
 import resource, sys, torch, zoo
 tuned = zoo.tune_cpu_allocator() if sys.argv[1] == "tune" else None
+import zoo.models  # a process that runs networks (`import zoo` alone imports them lazily)
 
 def faults_of_one_batch():  # a 64 MB activation allocated, written and freed
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

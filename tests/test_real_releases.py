@@ -14,7 +14,9 @@ One release per kind of real layout (checkpoint_facts.md):
   ``fully_connected`` as in its re-upload, PNASNet's ``FC``;
 * ``mobilenet_v3_large`` and ``adv_inception_v3``: the catalogue's layouts (everything under
   ``v3-large_224_1.0_float/``, the ``ema/model-540000`` checkpoint loaded, ``pristine/`` and the
-  graphs skipped; ``adv_inception_v3.ckpt.{index,data,meta}``), from registry entries alone.
+  graphs skipped; ``adv_inception_v3.ckpt.{index,data,meta}``), from registry entries alone;
+* ``mobilenet_v1_0.25_128`` and ``mobilenet_v2_0.35_96``: a width and resolution variant of each
+  MobileNet family, seven-file bundles with EMA shadows and RMSProp slots.
 
 Each tarball is built once per session. The large networks run one image.
 """
@@ -63,7 +65,17 @@ RELEASES = {
     # under plain names: the one loaded) beside pristine/; the adversarial V2 <name>.ckpt.*
     "mobilenet_v3_large": (lambda: release_tensors("mobilenet_v3_large"), None),
     "adv_inception_v3": (lambda: release_tensors("inception_v3"), 1),
+    # width and resolution variants of the catalogue, in the seven-file bundle layout
+    "mobilenet_v1_0.25_128": (
+        lambda: release_tensors("mobilenet_v1_025", ema=True, slots=("RMSProp", "RMSProp_1")),
+        None,
+    ),
+    "mobilenet_v2_0.35_96": (
+        lambda: release_tensors("mobilenet_v2_035", ema=True, slots=("RMSProp", "RMSProp_1")),
+        None,
+    ),
 }
+EMA = {"mobilenet_v1", "mobilenet_v1_0.25_128", "mobilenet_v2_0.35_96"}
 
 
 @pytest.fixture
@@ -104,7 +116,7 @@ def test_real_layout_loads_with_the_reference_logits(name, zoo_env, tf_releases,
         monkeypatch.setenv("ZOO_REGISTRY", str(registry))
         arch = zoo.model_info(name).architecture
         run = runs(arch)[0]
-        model = zoo.load(name, pretrained=True, progress=False, **run.kwargs)
+        model = zoo.load(name, pretrained=True, progress=False, **run.kwargs).eval()
         assert len(server.gets(path)) == 1
 
     images = RELEASES[name][1]
@@ -119,7 +131,7 @@ def test_real_layout_loads_with_the_reference_logits(name, zoo_env, tf_releases,
     assert set(report.reasons) == set(report.ignored)
     if name.startswith(("resnet_v1", "vgg")):
         assert report.reasons[f"{name}/mean_rgb"] == Reason.MEAN_RGB
-    if name == "mobilenet_v1":  # the EMA values were loaded, raw variables and slots skipped
+    if name in EMA:  # the EMA values were loaded, raw variables and slots skipped
         groups = report.by_reason()
         assert len(groups[Reason.RAW_REPLACED]) == len(report.ema) > 0
         rms = groups["optimizer slot (RMSProp mean square)"]
