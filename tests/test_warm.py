@@ -25,7 +25,7 @@ from _tarballs import release_tarball, write_registry
 from _tinyserve import TinyReleases, build_tiny_tarball, tarball_name
 
 import zoo
-from zoo import warm
+from zoo import warm, warm_report
 
 MODELS = ("slimzoo_tiny", "slimzoo_tiny_b", "slimzoo_tiny_c")
 
@@ -109,7 +109,10 @@ def test_warm_downloads_in_parallel_then_finds_everything_cached(served, zoo_env
     assert code == 0, err
     assert status_of(out) == dict.fromkeys(MODELS, "downloaded")
     for model, cells in rows(out).items():
-        assert cells[:3] == [*warm._human(served.tarball.size).split(), served.tarball.sha256[:12]]
+        assert cells[:3] == [
+            *warm_report.human(served.tarball.size).split(),
+            served.tarball.sha256[:12],
+        ]
         assert served.gets(model) == 1
         info = zoo.cache_info(model, verify=True)
         assert info.complete and info.metadata["tarball_sha256"] == served.tarball.sha256
@@ -291,9 +294,9 @@ def test_dry_run_lists_urls_after_the_mirror_and_sizes_and_writes_nothing(
     assert "yes" in lines["slimzoo_tiny"].split()
     assert f"http://mirror.example/slim/{tarball_name('slimzoo_tiny_c')}" in lines["slimzoo_tiny_c"]
     assert served.server.url(TinyReleases.path("slimzoo_tiny_b")) in lines["slimzoo_tiny_b"]
-    assert warm._human(served.tarball.size) in lines["slimzoo_tiny_b"]
+    assert warm_report.human(served.tarball.size) in lines["slimzoo_tiny_b"]
     assert "no" in lines["slimzoo_tiny_b"].split()
-    total = warm._human(2 * served.tarball.size)
+    total = warm_report.human(2 * served.tarball.size)
     assert f"would fetch 2 of 3 models: {total}; 1 already cached" in out
 
     code, out, _ = run_main(capsys, "--dry-run", "--json", "slimzoo_tiny*")
@@ -410,7 +413,7 @@ def test_from_dir_refuses_a_file_that_is_not_the_release(served, zoo_env, tmp_pa
     (usb / tarball_name("slimzoo_tiny")).write_bytes(b"x" * served.tarball.size)
     code, out, err = run_main(capsys, "--from-dir", str(usb))
     assert code == 1 and status_of(out)["slimzoo_tiny"].startswith("FAILED:")
-    assert len(status_of(out)["slimzoo_tiny"]) <= warm.STATUS_WIDTH  # cut in the table
+    assert len(status_of(out)["slimzoo_tiny"]) <= warm_report.STATUS_WIDTH  # cut in the table
     assert "is not the slimzoo_tiny release" in err  # the full reason on its line
     assert not zoo.cache_info("slimzoo_tiny").complete
 
@@ -431,7 +434,7 @@ def test_dry_run_from_dir_lists_the_files(served, zoo_env, tmp_path, capsys):
     assert code == 0
     assert str(usb / tarball_name("slimzoo_tiny_c")) in out
     assert f"MISSING: no {tarball_name('slimzoo_tiny_b')}" in out
-    assert f"would import 1 of 2 models: {warm._human(served.tarball.size)}" in out
+    assert f"would import 1 of 2 models: {warm_report.human(served.tarball.size)}" in out
     assert not zoo_env.exists()
 
 

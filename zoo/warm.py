@@ -27,22 +27,27 @@ import fnmatch
 import json
 import logging
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from architectures import natural_key
 
 from . import config
-from ._model_facts import by_family
 from .errors import ZooError, close_matches
 from .pretrained import CacheInfo, _download_weights, _import_tarball, cache_info
 from .registry import ModelInfo, get_registry
+from .warm_progress import Bars, Cancelled, log_through
+from .warm_report import (
+    Outcome,
+    format_table,
+    human,
+    print_json,
+    render_table,
+    with_family_headings,
+)
 
 __all__ = ["Outcome", "main"]
 
@@ -55,35 +60,6 @@ log = logging.getLogger(__name__)
 
 class UsageError(Exception):
     """A command line that cannot be carried out (exit status 2)."""
-
-
-class Cancelled(Exception):
-    """Raised from the progress callback to stop a download when the user interrupts."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one model."""
-
-    model: str
-    status: str  # downloaded, cached, converted, imported, verified, missing, failed
-    reason: str | None = None  # why a model is missing or failed
-    size: int | None = None  # bytes of the release tarball (None = not known)
-    sha256: str | None = None  # of the release tarball: the verified one, else the registry's
-    seconds: float = 0.0
-    path: str | None = None  # the cached safetensors file
-    source: str | None = None  # URL (after ZOO_MIRROR) or imported file
-
-    @property
-    def ok(self) -> bool:
-        return self.status not in ("missing", "failed")
-
-    @property
-    def label(self) -> str:
-        """The status as the table shows it."""
-        if self.ok:
-            return self.status
-        return f"{self.status.upper()}: {self.reason}" if self.reason else self.status.upper()
 
 
 # --------------------------------------------------------------------------- command line
@@ -194,7 +170,7 @@ def _run(args: argparse.Namespace) -> int:
     show = not args.quiet
     downloading = not args.verify and tarballs is None
     sizes = _sizes_to_fetch(names, cache_dir, args.use_ema) if downloading else {}
-    bars = _Bars(len(names), sizes, enabled=show and sys.stderr.isatty(), workers=workers)
+    bars = Bars(len(names), sizes, enabled=show and sys.stderr.isatty(), workers=workers)
     if args.verify:
         task = _verifier(cache_dir, args.use_ema)
     elif tarballs is not None:
@@ -206,13 +182,13 @@ def _run(args: argparse.Namespace) -> int:
     else:
         task = _downloader(cache_dir, args.use_ema, bars)
 
-    with _log_through(bars, logging.INFO if args.verbose else logging.WARNING):
+    with log_through(bars, logging.INFO if args.verbose else logging.WARNING, PROG):
         outcomes = _run_all(names, task, workers, bars, say=show)
     if outcomes is None:
         print(f"{PROG}: interrupted; downloads resume where they stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
     if args.json:
-        _print_json(outcomes, cache_dir, _mode(args))
+        print_json(outcomes, cache_dir, _mode(args))
     else:
         print(f"cache: {cache_dir}")
         print(render_table(outcomes))
@@ -342,7 +318,7 @@ def _failed(name: str, started: float, exc: BaseException) -> Outcome:
     return _outcome(name, "failed", started, reason=reason.splitlines()[0] if reason else None)
 
 
-def _downloader(cache_dir: Path, use_ema: bool, bars: _Bars) -> Task:
+def _downloader(cache_dir: Path, use_ema: bool, bars: Bars) -> Task:
     def download(name: str) -> Outcome:
         started = time.monotonic()
         before = cache_info(name, cache_dir=cache_dir, use_ema=use_ema)
@@ -399,7 +375,7 @@ def _verifier(cache_dir: Path, use_ema: bool) -> Task:
         if info.status == "missing":
             reason = "not in the cache"
             if info.partial_bytes:
-                reason += f" ({_human(info.partial_bytes)} of an interrupted download)"
+                reason += f" ({human(info.partial_bytes)} of an interrupted download)"
             return _outcome(name, "missing", started, info, reason=reason)
         return _outcome(name, "failed", started, info, reason=info.problem)
 
@@ -407,7 +383,7 @@ def _verifier(cache_dir: Path, use_ema: bool) -> Task:
 
 
 def _run_all(
-    names: list[str], task: Task, workers: int, bars: _Bars, *, say: bool
+    names: list[str], task: Task, workers: int, bars: Bars, *, say: bool
 ) -> list[Outcome] | None:
     """Every model through ``task`` on ``workers`` threads; outcomes in ``names`` order, or
     ``None`` when interrupted (Ctrl-C: running downloads stop at their next chunk)."""
@@ -487,237 +463,20 @@ def _dry_run(
     table = [
         (
             r["model"],
-            _human(r["size"]),
+            human(r["size"]),
             "yes" if r["cached"] else "no",
             r["source"] or f"MISSING: no {get_registry().models[r['model']].release.tarball}",
         )
         for r in rows
     ]
     print(f"cache: {cache_dir}")
-    lines = _format_table(("model", "size", "cached", "file" if tarballs else "url"), table)
-    print(_with_family_headings(lines.splitlines(), [r["model"] for r in rows]))
-    summary = f"would {verb} {len(todo)} of {len(rows)} models: {_human(known)}"
+    lines = format_table(("model", "size", "cached", "file" if tarballs else "url"), table)
+    print(with_family_headings(lines.splitlines(), [r["model"] for r in rows]))
+    summary = f"would {verb} {len(todo)} of {len(rows)} models: {human(known)}"
     if unknown:
         summary += f" + {unknown} of unknown size"
     print(summary + f"; {sum(r['cached'] for r in rows)} already cached")
     return EXIT_OK
-
-
-# --------------------------------------------------------------------------- output
-
-
-def _with_family_headings(lines: list[str], names: list[str]) -> str:
-    """A table (header, rule, one line per name in ``names``' order) with a heading line before
-    each family's rows, when there are several families (~66 releases stay readable)."""
-    groups = by_family(names)
-    if len(groups) < 2:
-        return "\n".join(lines)
-    row = dict(zip(names, lines[2:]))
-    out = lines[:2]
-    for family, members in groups:
-        out.append(f"{family} ({len(members)}):")
-        out += [row[name] for name in members]
-    return "\n".join(out)
-
-
-STATUS_WIDTH = 100  # a longer reason is cut in the table (in full on its line and in --json)
-
-
-def render_table(outcomes: Sequence[Outcome]) -> str:
-    """The final table: model, size, sha256 (first 12 digits), status, seconds."""
-    rows = [
-        (o.model, _human(o.size), (o.sha256 or "?")[:12], _cut(o.label), f"{o.seconds:.1f}")
-        for o in outcomes
-    ]
-    return _format_table(("model", "size", "sha256", "status", "seconds"), rows)
-
-
-def _cut(text: str, width: int = STATUS_WIDTH) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    numeric = {"size", "seconds"}
-
-    def line(cells: Sequence[str]) -> str:
-        parts = [
-            str(c).rjust(w) if h in numeric else str(c).ljust(w)
-            for c, w, h in zip(cells, widths, header)
-        ]
-        return "  ".join(parts).rstrip()
-
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
-
-
-def _print_json(outcomes: Sequence[Outcome], cache_dir: Path, mode: str) -> None:
-    document = {
-        "cache_dir": str(cache_dir),
-        "mode": mode,
-        "ok": all(o.ok for o in outcomes),
-        "results": [{**asdict(o), "seconds": round(o.seconds, 3)} for o in outcomes],
-    }
-    print(json.dumps(document, indent=2))
-
-
-def _human(size: int | None) -> str:
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-# --------------------------------------------------------------------------- progress
-
-
-class _FileProgress:
-    """The progress callback of one download: feeds its bar and the total."""
-
-    def __init__(self, bars: _Bars, name: str) -> None:
-        self.bars, self.name = bars, name
-        self.done = 0
-        self.requested = False  # a request was answered: the bytes came from the network
-        self.bar: Any = None
-        self.line = 0
-
-    def __call__(self, done: int, total: int | None) -> None:
-        self.bars.update(self, done, total)
-
-
-class _Bars:
-    """One tqdm bar per file being downloaded (on a worker's line) plus a total-bytes bar.
-
-    All tqdm calls hold one lock. ``enabled=False`` (``--quiet``, or stderr not a terminal)
-    draws nothing but still counts, and the callbacks still stop the downloads on Ctrl-C.
-    """
-
-    def __init__(
-        self, models: int, sizes: dict[str, int | None], *, enabled: bool, workers: int
-    ) -> None:
-        self.enabled = enabled
-        self.lock = threading.RLock()
-        self.cancelled = threading.Event()
-        self.expected = dict(sizes)  # bytes counted in the total, per model
-        self.received: dict[str, int] = {}
-        self.free_lines = list(range(workers, 0, -1))  # line 0 is the total's
-        self.total: Any = None
-        if enabled and sizes:
-            from tqdm.auto import tqdm
-
-            self.total = tqdm(
-                total=sum(s for s in sizes.values() if s) or None, desc=f"total ({models})",
-                unit="B", unit_scale=True, unit_divisor=1024, position=0, file=sys.stderr,
-                dynamic_ncols=True,
-            )  # fmt: skip
-
-    @contextmanager
-    def file(self, name: str) -> Iterator[_FileProgress]:
-        progress = _FileProgress(self, name)
-        try:
-            yield progress
-        finally:
-            with self.lock:
-                if progress.bar is not None:
-                    progress.bar.close()
-                    self.free_lines.append(progress.line)
-
-    def update(self, progress: _FileProgress, done: int, total: int | None) -> None:
-        if self.cancelled.is_set():
-            raise Cancelled  # stops the download at this chunk; the next run resumes it
-        with self.lock:
-            progress.requested = True
-            name = progress.name
-            if total and self.expected.get(name) != total:
-                self._count_in_total(name, total)
-            delta, progress.done = done - progress.done, done  # < 0 when a download restarts
-            self.received[name] = done
-            if self.total is not None:
-                self.total.update(delta)
-            if not self.enabled:
-                return
-            if progress.bar is None:
-                from tqdm.auto import tqdm
-
-                progress.line = self.free_lines.pop() if self.free_lines else 1
-                progress.bar = tqdm(
-                    total=total, desc=name, unit="B", unit_scale=True, unit_divisor=1024,
-                    position=progress.line, leave=False, file=sys.stderr, dynamic_ncols=True,
-                )  # fmt: skip
-            elif total is not None and progress.bar.total != total:
-                progress.bar.total = total
-            progress.bar.update(delta)
-            if total and done >= total:
-                progress.bar.set_postfix_str("converting")
-
-    def _count_in_total(self, name: str, total: int) -> None:
-        previous = self.expected.get(name) or 0
-        self.expected[name] = total
-        if self.total is not None:
-            self.total.total = (self.total.total or 0) + total - previous
-            self.total.refresh()
-
-    def finished(self, outcome: Outcome) -> None:
-        """Take bytes that will never come (a failed or concurrent download) off the total."""
-        with self.lock:
-            missing = (self.expected.get(outcome.model) or 0) - self.received.get(outcome.model, 0)
-            if self.total is not None and missing > 0 and self.total.total:
-                self.total.total -= missing
-                self.total.refresh()
-
-    def write(self, line: str) -> None:
-        with self.lock:
-            if self.enabled:
-                from tqdm.auto import tqdm
-
-                tqdm.write(line, file=sys.stderr)
-            else:
-                print(line, file=sys.stderr, flush=True)
-
-    def cancel(self) -> None:
-        self.cancelled.set()
-
-    def close(self) -> None:
-        with self.lock:
-            if self.total is not None:
-                self.total.close()
-                self.total = None
-
-
-class _BarsLogHandler(logging.Handler):
-    """Log records written above the bars instead of through them."""
-
-    def __init__(self, bars: _Bars) -> None:
-        super().__init__()
-        self.bars = bars
-        self.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.bars.write(self.format(record))
-        except Exception:  # pragma: no cover - logging must never raise
-            self.handleError(record)
-
-
-@contextmanager
-def _log_through(bars: _Bars, level: int) -> Iterator[None]:
-    """zoo's log records (e.g. 'waiting for another process') while the bars run."""
-    logger = logging.getLogger("zoo")
-    handler = _BarsLogHandler(bars)
-    handler.setLevel(level)
-    old_level, old_propagate = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(min(level, old_level) if old_level else level)
-    logger.propagate = False
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
-        logger.propagate = old_propagate
 
 
 if __name__ == "__main__":
