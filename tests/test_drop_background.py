@@ -13,6 +13,7 @@ from conftest import reference_weights
 
 import zoo
 from architectures._tf import tf_mapping
+from zoo.classifier_heads import classifier_scopes, under
 
 # one network per classifier layout: conv heads with a conv aux head (inception_v3), linear
 # heads with an aux head (nasnet_mobile), a 1x1 conv head (mobilenet_v1), ChainNet's head
@@ -46,11 +47,11 @@ def test_logits_are_the_1001_class_logits_without_index_0(arch):
     torch.testing.assert_close(got, want[:, 1:], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(head, got, rtol=0, atol=0)
     # every classifier (main and auxiliary) lost exactly its row 0
-    heads = zoo.models._classifier_scopes(full)
-    assert heads == zoo.models._classifier_scopes(dropped)
+    heads = classifier_scopes(full)
+    assert heads == classifier_scopes(dropped)
     full_state, dropped_state = full.state_dict(), dropped.state_dict()
     assert full_state.keys() == dropped_state.keys()
-    sliced = [k for k in full_state if zoo.models._under(k, heads)]
+    sliced = [k for k in full_state if under(k, heads)]
     assert len(sliced) == 2 * len(heads)  # weight and bias of each
     for key, value in full_state.items():
         want_value = value[1:] if key in sliced else value

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 import architectures
-from zoo.models import _read_safetensors, build_on_meta
+from zoo.models import build_on_meta
+from zoo.weights_file import read_safetensors
 
 
 @pytest.mark.parametrize("name", architectures.list_architectures())
@@ -72,7 +73,7 @@ def test_loaded_weights_own_their_memory(tmp_path):
 
     path = tmp_path / "w.safetensors"
     save_file({"a": torch.arange(1000.0)}, path)
-    state, owned = _read_safetensors(path)
+    state, owned = read_safetensors(path)
     assert owned
     path.write_bytes(b"")  # truncated in place
     assert float(state["a"][-1]) == 999.0

@@ -20,9 +20,11 @@ from architectures._tf import checkpoint_num_classes, load_tf_weights, settle_op
 from architectures._values import check_finite_state
 
 from .arguments import check_load_arguments
-from .errors import CheckpointError, ConfigError, MappingError, UnknownModelError, close_matches
+from .classifier_heads import classifier_scopes, drop_background_class, no_background_error, under
+from .errors import ConfigError, MappingError, UnknownModelError, close_matches
 from .hub import ProgressCallback
 from .model_card import pretrained_cfg
+from .weights_file import read_safetensors, read_weights_file
 
 __all__ = [
     "CheckpointLike",
@@ -169,7 +171,7 @@ def load(
     if features_only and num_classes is None:
         num_classes = 0  # no classifier (the checkpoint's is left unread), as timm
     if drop_background and num_classes not in (None, 1001):
-        raise _no_background(f"{name} with num_classes={num_classes}", num_classes)
+        raise no_background_error(f"{name} with num_classes={num_classes}", num_classes)
     if pretrained:
         model = _load_pretrained(
             name,
@@ -271,7 +273,7 @@ def _load_pretrained(
 
     info = released_model_info(name)  # a clear error first if nothing was published
     if drop_background and info.num_classes != 1001:  # before any download
-        raise _no_background(f"{name} (published weights)", info.num_classes)
+        raise no_background_error(f"{name} (published weights)", info.num_classes)
     try:
         constructor = architectures.get_constructor(info.architecture)  # before any download
     except UnknownModelError:
@@ -280,7 +282,7 @@ def _load_pretrained(
             f"available in this slimzoo (networks: {', '.join(list_models())})."
         ) from None
     path = download_weights(name, use_ema=use_ema, **download)
-    state, owned = _read_safetensors(path)
+    state, owned = read_safetensors(path)
     model = _model_from_state(
         constructor,
         state,
@@ -398,7 +400,7 @@ def _model_from_state(
         model, assign = skeleton.to_empty(device="cpu"), False
     else:
         model, assign = constructor(num_classes=wanted, **model_kwargs), False
-    heads = _classifier_scopes(model) if wanted != stored_classes else ()
+    heads = classifier_scopes(model) if wanted != stored_classes else ()
     absent_heads, absent = _absent_optional_heads(model, state)
     if absent_heads and require_aux_head:
         raise MappingError(
@@ -414,8 +416,8 @@ def _model_from_state(
         for head in absent_heads:
             model.drop_optional_head(head)
     unbuilt = tuple(getattr(model, "unbuilt_heads", ()))  # e.g. create_aux_logits=False
-    state = {k: v for k, v in state.items() if not _under(k, heads + unbuilt)}
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if not _under(k, heads)}
+    state = {k: v for k, v in state.items() if not under(k, heads + unbuilt)}
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if not under(k, heads)}
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     misshaped = [
@@ -448,7 +450,7 @@ def _absent_optional_heads(
     names = list(model.state_dict())
     heads, absent = [], []
     for head in getattr(model, "optional_heads", ()):
-        missing = [k for k in names if _under(k, (head,)) and k not in state]
+        missing = [k for k in names if under(k, (head,)) and k not in state]
         if missing:
             heads.append(head)
             absent += [k for k in missing if not k.endswith("num_batches_tracked")]
@@ -479,65 +481,6 @@ def build_on_meta(constructor: Callable[..., nn.Module], **kwargs: Any) -> nn.Mo
     return model
 
 
-def _read_safetensors(path: os.PathLike[str]) -> tuple[dict[str, torch.Tensor], bool]:
-    """The file's tensors, and whether they own their memory (read with ``pread``).
-
-    Owned tensors can become the model's parameters directly. Memory-mapped ones (the default
-    backend, and the only one of older safetensors) must be copied: a model built on a mapping
-    would crash (SIGBUS) if the file were later overwritten in place.
-    """
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(path, backend="pread"), True
-    except TypeError:  # safetensors < 0.7: no backend argument
-        return load_file(path), False
-
-
-# state dicts written by torch.save: read with torch.load(weights_only=True)
-TORCH_SUFFIXES = (".pt", ".pth")
-
-
-def read_weights_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], bool]:
-    """``({torch name: tensor}, owned)`` from a ``.safetensors`` or ``.pt``/``.pth`` state dict.
-
-    ``.pt`` files are read with ``torch.load(weights_only=True)`` (tensors and plain containers
-    only: no pickled code runs); every other name is read as safetensors.
-
-    Raises:
-        FileNotFoundError: no file at ``path``.
-        zoo.CheckpointError: the file is not a state dict of that format (what it is instead).
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no weights file at {path}")
-    if path.endswith(TORCH_SUFFIXES):
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise CheckpointError(
-                f"{path} is not a torch state dict that torch.load(weights_only=True) accepts "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Save "
-                "it with torch.save(model.state_dict(), path), or use a .safetensors file."
-            ) from None
-        if not isinstance(state, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
-        ):
-            raise CheckpointError(
-                f"{path} holds a {type(state).__name__}, expected a flat state dict "
-                "{name: tensor} (torch.save(model.state_dict(), path))"
-            )
-        return dict(state), True
-    try:
-        return _read_safetensors(path)
-    except Exception as exc:
-        raise CheckpointError(
-            f"{path} is not a safetensors file ({type(exc).__name__}: {exc}). Pass a "
-            f".safetensors file, or a torch.save state dict named *.pt / *.pth; a TF checkpoint "
-            "goes to checkpoint=... instead."
-        ) from None
-
-
 def load_checkpoint_into(
     model: nn.Module,
     checkpoint: CheckpointLike,
@@ -560,7 +503,7 @@ def load_checkpoint_into(
         if num_classes is None and model.num_classes:
             model.reset_classifier(stored)  # a fine-tuned checkpoint: follow its class count
         elif skip_classifier or not model.num_classes:  # (a model without classifier: the
-            skip = _classifier_scopes(model)  # features of a checkpoint with one, as in timm)
+            skip = classifier_scopes(model)  # features of a checkpoint with one, as in timm)
         else:
             raise MappingError(
                 f"num_classes={num_classes} but the checkpoint's classifier has {stored} classes. "
@@ -578,59 +521,3 @@ def load_checkpoint_into(
     log.info("%s: %s", type(model).__name__, report)
     model.load_report = report
     return report
-
-
-def drop_background_class(model: nn.Module, name: str = "the model") -> None:
-    """Remove class 0 (background) from ``model``'s 1001-class classifiers, in place.
-
-    Row 0 of the weights and bias of the main and (where built) auxiliary classifiers is cut
-    off; the classifiers are rebuilt for 1000 classes with ``reset_classifier`` and given the
-    other rows, so the model (its ``num_classes``, ``forward_head``, end points, export) is an
-    ordinary 1000-class network whose logits are the 1001-class logits ``[..., 1:]``.
-    """
-    classes = getattr(model, "num_classes", None)
-    if classes != 1001:
-        raise _no_background(name, classes)
-    heads = _classifier_scopes(model)
-    kept = {}
-    for key, value in model.state_dict().items():
-        if _under(key, heads):
-            if value.dim() == 0 or value.shape[0] != 1001:
-                raise MappingError(
-                    f"cannot drop the background class of {name}: its classifier tensor {key} "
-                    f"has shape {tuple(value.shape)}, expected 1001 rows first"
-                )
-            kept[key] = value[1:]
-    model.reset_classifier(1000)
-    problems = model.load_state_dict(kept, strict=False)
-    missing = [k for k in problems.missing_keys if _under(k, heads)]
-    if missing or problems.unexpected_keys:  # pragma: no cover - a family's reset_classifier bug
-        raise MappingError(
-            f"{type(model).__name__}.reset_classifier(1000) rebuilt other classifier tensors "
-            f"than it had (missing: {missing}, unexpected: {problems.unexpected_keys})"
-        )
-
-
-def _no_background(what: str, classes: int | None) -> ConfigError:
-    """The error for ``drop_background=True`` on ``what``, which has ``classes`` classes."""
-    if classes == 1000:
-        why = (
-            "1000 classes and no background class (vgg and resnet_v1 were converted from "
-            "Caffe): its logits are already in torchvision's order; load it without "
-            "drop_background"
-        )
-    else:
-        why = f"{classes} classes"
-    return ConfigError(
-        "drop_background=True removes the background class of a 1001-class ImageNet "
-        f"classifier, but {what} has {why}."
-    )
-
-
-def _classifier_scopes(model: nn.Module) -> tuple[str, ...]:
-    """Torch names of every classifier (the main one and, where present, the auxiliary one)."""
-    return tuple(getattr(model, "classifier_names", (model.classifier_name,)))
-
-
-def _under(key: str, prefixes: tuple[str, ...]) -> bool:
-    return any(key == p or key.startswith(p + ".") for p in prefixes)

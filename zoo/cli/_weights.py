@@ -80,16 +80,14 @@ def add_export(commands: Any, cache: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
 
 
-_TORCH_SUFFIXES = (".pt", ".pth")
-
-
 def _cmd_convert(args: argparse.Namespace) -> int:
     import torch
 
     from ..models import load
+    from ..weights_file import TORCH_SUFFIXES
 
     out = Path(args.output)
-    is_torch_name = out.name.endswith(_TORCH_SUFFIXES)
+    is_torch_name = out.name.endswith(TORCH_SUFFIXES)
     if args.pt and not is_torch_name:
         raise UsageError(f"--pt writes a torch.save file: name it *.pt or *.pth, not {out.name}")
     if is_torch_name and not args.pt:
