@@ -163,8 +163,11 @@ def test_torchrun_with_two_processes_equals_one_process(work, tmp_path):
     assert len(one.splitlines()) == 7
     assert (tmp_path / "two.jsonl").read_text() == one  # the same bytes, in input order
     assert double.stderr.count("skipped") == 1  # reported once, by rank 0
+    assert not (tmp_path / "two.jsonl.parts").exists()  # each rank's part, merged and removed
     run(*args, "--features", tmp_path / "one.npz")
-    run(*args, "--features", tmp_path / "two.npz", launcher=launcher)
+    parts = tmp_path / "shared" / "parts"
+    run(*args, "--features", tmp_path / "two.npz", "--parts", parts, launcher=launcher)
+    assert not parts.exists()
     one_f, two_f = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
     assert list(one_f["paths"]) == list(two_f["paths"])
     assert np.array_equal(one_f["features"], two_f["features"])

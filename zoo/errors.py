@@ -20,6 +20,7 @@ __all__ = [
     "MappingError",
     "NoWeightsError",
     "OfflineError",
+    "PartsError",
     "RegistryError",
     "UnknownModelError",
     "ZooError",
@@ -76,6 +77,11 @@ class ArchiveError(ZooError):
 
 class CacheError(ZooError):
     """The weights cache cannot be used: a lock not obtained in time, an unwritable directory."""
+
+
+class PartsError(ZooError):
+    """A rank's part of a prediction under ``torchrun`` is missing, from another run, or does
+    not fit the others (a rank that saw other files, a part folder rank 0 cannot read)."""
 
 
 class ConfigError(ZooError, ValueError):

@@ -5,9 +5,8 @@ read and preprocessed with slim's exact transform (:func:`zoo.get_transform`) in
 worker processes and classified in batches. An unreadable or non-image file is reported by name
 and skipped. Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) every rank takes a
 contiguous share of whole batches on its own device (``cuda:LOCAL_RANK`` when there is a GPU),
-and the shares are gathered over ``torch.distributed`` (gloo on CPU, NCCL on GPU) so that every
-rank holds the whole result in input order: the same batches as one process runs, hence the
-same numbers.
+writes its own part file, and rank 0 merges the parts in input order (:mod:`zoo.predict_parts`):
+the same batches as one process runs, hence the same numbers.
 """
 
 from __future__ import annotations
@@ -26,6 +25,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from architectures import natural_key
+
+from .predict_parts import barrier, rank_and_world, read_parts, run_token, write_part
 
 __all__ = ["IMAGE_SUFFIXES", "Outcome", "Problem", "find_images", "predict_files"]
 
@@ -121,18 +122,6 @@ def _collate(items: list[tuple[int, torch.Tensor | None, str]]) -> dict[str, Any
     }
 
 
-def rank_and_world() -> tuple[int, int]:
-    """This process's rank and the world size; initialises the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
 def default_device() -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -150,15 +139,23 @@ def predict_files(
     workers: int = 2,
     device: torch.device | str | None = None,
     progress: bool | None = None,
+    parts: str | os.PathLike[str] | None = None,
 ) -> Outcome:
     """Classify (or embed, with ``features=True``) the images ``paths`` in batches.
 
     ``workers`` ``DataLoader`` processes read and preprocess (0: in this process). ``progress``:
     a bar on stderr (``None``: when stderr is a terminal and there is more than one batch).
-    Under ``torchrun`` the batches are shared among the ranks (see the module docstring) and
-    every rank returns the whole outcome.
+    Under ``torchrun`` the batches are shared among the ranks: each rank writes its part to the
+    folder ``parts`` (required there; across nodes on a shared file system), and rank 0 merges
+    them and returns the whole outcome, the other ranks their own share.
     """
     rank, world = rank_and_world()
+    if world > 1 and parts is None:
+        raise ValueError(
+            f"under torchrun ({world} ranks) predict_files needs parts=FOLDER: where each rank "
+            "writes its part for rank 0 to merge (on several nodes, a shared file system)"
+        )
+    token = run_token() if world > 1 else ""
     device = torch.device(device) if device is not None else default_device()
     model = model.eval().to(device)
     batches = [
@@ -202,14 +199,12 @@ def predict_files(
             bar.update(len(batch["indices"]) + len(batch["failed"]))
     bar.close()
     if world > 1:
-        import torch.distributed as dist
-
-        parts: list[Any] = [None] * world
-        dist.all_gather_object(parts, (done, failed))
-        done, failed = {}, {}
-        for part_done, part_failed in parts:
-            done.update(part_done)
-            failed.update(part_failed)
+        assert parts is not None
+        common = {"world": world, "token": token, "paths": paths, "features": features}
+        write_part(parts, rank=rank, done=done, failed=failed, **common)
+        barrier()  # every part is written
+        if rank == 0:
+            done, failed = read_parts(parts, **common)
     return _outcome(paths, done, failed, features)
 
 

@@ -38,8 +38,9 @@ def add_predict(commands: Any, cache: argparse.ArgumentParser) -> None:
         "print the top classes with their softmax probabilities (a table, --json lines or "
         "--csv), or with --features write the pooled pre-logits features. A file that is no "
         "readable image is reported by name and skipped; the exit status is then 1. Under "
-        "torchrun the images are shared among the ranks and rank 0 writes the result, the same "
-        "as one process's. The published weights are used (downloaded on first use) unless "
+        "torchrun the images are shared among the ranks, each rank writes its part to --parts "
+        "and rank 0 merges them and writes the result, the same as one process's. The "
+        "published weights are used (downloaded on first use) unless "
         "--checkpoint or --weights is given.",
         parents=[cache],
         epilog="examples: slimzoo predict inception_v3 cat.jpg photos/ 'more/**/*.png'; "
@@ -83,6 +84,12 @@ def add_predict(commands: Any, cache: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-o", "--output", metavar="FILE", help="write the table/JSON/CSV to FILE")
     p.add_argument(
+        "--parts",
+        metavar="DIR",
+        help="under torchrun: the folder where each rank writes its part for rank 0 to merge "
+        "(default: the output file's name + '.parts'; on several nodes, a shared file system)",
+    )
+    p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -92,7 +99,8 @@ def add_predict(commands: Any, cache: argparse.ArgumentParser) -> None:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .._model_facts import model_facts
-    from ..predict import find_images, predict_files, rank_and_world
+    from ..predict import find_images, predict_files
+    from ..predict_parts import rank_and_world
     from ..transforms import get_transform
 
     if args.top < 1 or args.batch_size < 1 or args.workers < 0:
@@ -100,9 +108,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     features_file = Path(args.features) if args.features else None
     if features_file is not None and features_file.suffix != ".npz":
         raise UsageError(f"--features writes a .npz file: name it *.npz, not {features_file.name}")
+    output = features_file or (Path(args.output) if args.output else None)
     for out in (features_file, Path(args.output) if args.output else None):
         if out is not None:
             check_writable(out, overwrite=True)
+    parts = _parts_folder(args, output)
     paths, problems = find_images(args.images)
     if not paths:
         raise FileNotFoundError("; ".join(f"{p.reason}: {p.path}" for p in problems))
@@ -110,6 +120,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     transform = get_transform(args.name)
     model = load_model(args, checkpoint=args.checkpoint, drop_background=args.drop_background)
     model.eval()
+    if _device_type(args.device) == "cpu":
+        # This process is ours and runs batch after batch: let glibc keep the freed
+        # activations for the next batch instead of faulting fresh pages in (page faults are
+        # a tenth to a quarter of a batch's time on CPU; benchmarks/RESULTS.md).
+        from ..allocator import tune_cpu_allocator
+
+        tune_cpu_allocator()
     labels = _labels(args, int(model.num_classes)) if features_file is None else []
     outcome = predict_files(
         model,
@@ -121,10 +138,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         workers=args.workers,
         device=args.device,
         progress=args.progress,
+        parts=parts,
     )
     problems += outcome.problems
     rank, _world = rank_and_world()
-    if rank == 0:  # every rank holds the whole outcome; one writes it
+    if rank == 0:  # rank 0 holds the merged outcome and writes it
         for problem in problems:
             print(f"{PROG}: skipped {problem.path}: {problem.reason}", file=sys.stderr)
         if features_file is not None:
@@ -136,6 +154,28 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         else:
             _write_classes(args, outcome, labels)
     return EXIT_FAILURE if problems else EXIT_OK
+
+
+def _device_type(device: str | None) -> str:
+    import torch
+
+    from ..predict import default_device
+
+    return (torch.device(device) if device else default_device()).type
+
+
+def _parts_folder(args: argparse.Namespace, output: Path | None) -> Path | None:
+    """Where each rank writes its part under torchrun (None in one process)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    if args.parts:
+        return Path(args.parts)
+    if output is None:
+        raise UsageError(
+            "under torchrun, give -o FILE (the parts go to FILE.parts) or --parts DIR: each "
+            "rank writes its part there for rank 0 to merge"
+        )
+    return output.with_name(output.name + ".parts")
 
 
 def _labels(args: argparse.Namespace, classes: int) -> list[str]:
