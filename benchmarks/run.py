@@ -36,6 +36,8 @@ BENCHMARKS = (
     "bench_startup",
     "bench_checkpoint_read",
     "bench_pretrained",
+    "bench_fast_default",
+    "bench_fast_default_profile",
     "bench_inference_resnet_vgg",
     "bench_inference_inception",
     "bench_inference_inception_v4_irv2",
