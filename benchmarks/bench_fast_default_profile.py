@@ -1,0 +1,206 @@
+"""Where the time goes in the rows of ``bench_fast_default`` that miss their goal at batch 1:
+torch's profiler over the model as it comes (``zoo.load(name).eval()`` under
+``torch.inference_mode()``) and over timm's model of the same network where timm is the
+baseline; TF's own step trace (``RunOptions.FULL_TRACE``) over the tf_slim graph where TF-slim
+is.
+
+Per network: the wall time of a pass without tracing; under the trace, the ops a pass runs (for
+torch the top-level ones: not called by another op; for TF the graph's nodes that compute), the
+time spent inside them, and the rest of the pass (for torch Python: module calls, the fast
+path's cache check; for TF the executor). Both tracers add their own cost to each op, so the
+shares and the time inside the heaviest ops are the figures to compare, not the absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+from benchmarks._util import machine_info, markdown_table, run_isolated
+
+__all__ = ["CASES", "run"]
+
+# (side, network for that side, input size, batch, threads); side "ours" or "timm"
+CASES: tuple[tuple[str, str, int, int, int], ...] = (
+    ("ours", "inception_v1", 224, 1, 1),
+    ("tf", "inception_v1", 224, 1, 1),
+    ("ours", "inception_v2", 224, 1, 1),
+    ("tf", "inception_v2", 224, 1, 1),
+    ("ours", "inception_v3", 299, 1, 1),
+    ("tf", "inception_v3", 299, 1, 1),
+    ("ours", "resnet_v2_50", 224, 1, 1),
+    ("tf", "resnet_v2_50", 224, 1, 1),
+    ("ours", "mobilenet_v2", 224, 1, 1),
+    ("timm", "mobilenetv2_100", 224, 1, 1),
+    ("ours", "mobilenet_v3_small", 224, 1, 1),
+    ("timm", "tf_mobilenetv3_small_100", 224, 1, 1),
+)
+QUICK = CASES[:2]
+PASSES, PROFILED_PASSES, WARMUP = 15, 5, 3
+
+
+# TF nodes that compute nothing (graph plumbing, variable reads): timed, not counted as ops
+_TF_PLUMBING = {
+    *("_SOURCE", "_Retval", "NoOp", "Const", "Identity", "Placeholder"),
+    *("VariableV2", "VarHandleOp", "ReadVariableOp"),
+}
+
+
+def profile_tf(name: str, size: int, batch: int, threads: int) -> dict[str, Any]:
+    """(process of its own) TF's step trace of the tf_slim network (random weights)."""
+    import importlib
+
+    import numpy as np
+
+    from architectures import create_model
+    from benchmarks.bench_fast_default import _tf_net
+    from zoo._tensorflow import import_tensorflow
+
+    tf, slim = import_tensorflow()
+    module, function, scope = _tf_net(name)
+    nets = importlib.import_module(f"tf_slim.nets.{module}")
+    config = tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1
+    )
+    with tf.Graph().as_default() as graph:
+        images = tf.compat.v1.placeholder(tf.float32, (batch, size, size, 3))
+        with slim.arg_scope(getattr(nets, scope)()):
+            logits, _ = getattr(nets, function)(
+                images, num_classes=create_model(name).num_classes, is_training=False
+            )
+        sess = tf.compat.v1.Session(graph=graph, config=config)
+        sess.run(tf.compat.v1.global_variables_initializer())
+    feed = {images: np.random.default_rng(0).standard_normal(images.shape).astype(np.float32)}
+    times = _timed(lambda: sess.run(logits, feed))
+    trace = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
+    by_op: Counter[str] = Counter()
+    ops = profiled = 0.0
+    for _ in range(PROFILED_PASSES):
+        metadata = tf.compat.v1.RunMetadata()
+        start = time.perf_counter()
+        sess.run(logits, feed, options=trace, run_metadata=metadata)
+        profiled += time.perf_counter() - start
+        for device in metadata.step_stats.dev_stats:
+            for node in device.node_stats:
+                op = node.timeline_label.partition(" = ")[2].partition("(")[0] or node.node_name
+                by_op[op] += node.all_end_rel_micros
+                ops += op not in _TF_PLUMBING
+    return _figures(times, profiled, ops, by_op)
+
+
+def _timed(one_pass: Any) -> list[float]:
+    """Seconds of each of PASSES passes after WARMUP untimed ones."""
+    for _ in range(WARMUP):
+        one_pass()
+    times = []
+    for _ in range(PASSES):
+        start = time.perf_counter()
+        one_pass()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _figures(times: list[float], profiled: float, ops: float, by_op: Counter[str]) -> dict:
+    """One row's figures from PROFILED_PASSES traced passes (``by_op``: µs per op name)."""
+    inside = sum(by_op.values()) / 1e6 / PROFILED_PASSES
+    heaviest = [
+        f"{op} {100 * us / 1e6 / PROFILED_PASSES / inside:.0f}%" for op, us in by_op.most_common(3)
+    ]
+    return {
+        "wall": statistics.median(times),
+        "profiled": profiled / PROFILED_PASSES,
+        "ops": ops / PROFILED_PASSES,
+        "inside": inside,
+        "heaviest": heaviest,
+    }
+
+
+def profile(side: str, name: str, size: int, batch: int, threads: int) -> dict[str, Any]:
+    """(process of its own) the profile of one network; returns the figures of one table row."""
+    if side == "tf":
+        return profile_tf(name, size, batch, threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    if side == "ours":
+        import zoo
+
+        model = zoo.load(name).eval()
+    else:
+        import timm
+
+        model = timm.create_model(name).eval()
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+
+    def one_pass() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    times = _timed(one_pass)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        for _ in range(PROFILED_PASSES):
+            one_pass()
+        profiled = time.perf_counter() - start
+    top = [e for e in prof.events() if e.cpu_parent is None]
+    by_op: Counter[str] = Counter()
+    for e in top:
+        by_op[e.name] += e.cpu_time_total
+    return _figures(times, profiled, len(top), by_op)
+
+
+def run(quick: bool = False) -> str:
+    """Measure and return the Markdown section."""
+    rows = []
+    for side, name, size, batch, threads in QUICK if quick else CASES:
+        r = run_isolated(
+            "from benchmarks.bench_fast_default_profile import profile\n"
+            f"result = profile{(side, name, size, batch, threads)!r}\n",
+            # TensorFlow's own default (zoo._tensorflow turns oneDNN off for bit-stable tests)
+            env={"TF_ENABLE_ONEDNN_OPTS": "1"},
+        )
+        outside = r["profiled"] - r["inside"]
+        label = {"ours": name, "timm": f"timm `{name}`", "tf": f"TF-slim {name}"}[side]
+        row = [label, f"{size}x{size}", batch, threads]
+        row += [1000 * r["wall"], round(r["ops"]), 1000 * r["profiled"], 1000 * r["inside"]]
+        row += [1000 * outside, r["inside"] / r["profiled"], 1e6 * outside / r["ops"]]
+        row.append(", ".join(r["heaviest"]))
+        rows.append(row)
+        print(" | ".join(str(v) for v in row), file=sys.stderr, flush=True)
+    header = ["network", "input", "batch", "threads", "pass ms", "ops/pass"]
+    header += ["profiled pass ms", "inside ops ms", "outside ops ms", "share inside ops"]
+    header += ["outside µs per op", "heaviest ops (share of inside)"]
+    info = machine_info()
+    return "\n".join(
+        [
+            "### Where the time goes: profiles of the model as it comes, batch 1",
+            "",
+            "torch's profiler (CPU) over passes of `zoo.load(name).eval()` under "
+            "`torch.inference_mode()` (random weights; the fast path by default) and of timm's "
+            "model where timm is the baseline; TF's step trace (`RunOptions.FULL_TRACE`) over "
+            "the tf_slim graph (oneDNN on, intra-op threads as listed, inter-op 1) where "
+            "TF-slim is. Each network in a fresh process: "
+            f"{WARMUP} warm-up passes, then {PASSES} timed passes untraced (pass ms: median) "
+            f"and {PROFILED_PASSES} traced. Ops: for torch the top-level ops (not called by "
+            "another op: a fused conv, a pool, a concat, ...), for TF the graph nodes that "
+            "compute (constants, identities and variables timed but not counted); inside ops: "
+            "the time spent in them; outside: the rest of a traced pass (torch: Python module "
+            "calls and the fast path's cache check; TF: its executor). Tracing adds its own "
+            "cost to each op, so compare shares and the heaviest ops, not absolute times.",
+            "",
+            markdown_table(header, rows),
+            "",
+            f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}.",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="inception_v1 only (ours and TF-slim)")
+    args = parser.parse_args()
+    print(run(quick=args.quick))
