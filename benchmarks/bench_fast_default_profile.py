@@ -1,8 +1,9 @@
-"""Where the time goes in the rows of ``bench_fast_default`` that miss their goal at batch 1:
+"""Where the time goes in the rows of ``bench_fast_default`` that miss their goal:
 torch's profiler over the model as it comes (``zoo.load(name).eval()`` under
 ``torch.inference_mode()``) and over timm's model of the same network where timm is the
 baseline; TF's own step trace (``RunOptions.FULL_TRACE``) over the tf_slim graph where TF-slim
-is.
+is. At batch 16 also the page faults per pass, and the same model in a process whose glibc
+allocator is tuned (``zoo.tune_cpu_allocator()``).
 
 Per network: the wall time of a pass without tracing; under the trace, the ops a pass runs (for
 torch the top-level ones: not called by another op; for TF the graph's nodes that compute), the
@@ -34,6 +35,10 @@ CASES: tuple[tuple[str, str, int, int, int], ...] = (
     ("tf", "inception_v3", 299, 1, 1),
     ("ours", "resnet_v2_50", 224, 1, 1),
     ("tf", "resnet_v2_50", 224, 1, 1),
+    # batch 16, where every row misses: the same model with glibc's allocator tuned beside
+    ("ours", "resnet_v2_50", 224, 16, 1),
+    ("ours, tuned allocator", "resnet_v2_50", 224, 16, 1),
+    ("tf", "resnet_v2_50", 224, 16, 1),
     ("ours", "mobilenet_v2", 224, 1, 1),
     ("timm", "mobilenetv2_100", 224, 1, 1),
     ("ours", "mobilenet_v3_small", 224, 1, 1),
@@ -75,7 +80,7 @@ def profile_tf(name: str, size: int, batch: int, threads: int) -> dict[str, Any]
         sess = tf.compat.v1.Session(graph=graph, config=config)
         sess.run(tf.compat.v1.global_variables_initializer())
     feed = {images: np.random.default_rng(0).standard_normal(images.shape).astype(np.float32)}
-    times = _timed(lambda: sess.run(logits, feed))
+    timed = _timed(lambda: sess.run(logits, feed))
     trace = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
     by_op: Counter[str] = Counter()
     ops = profiled = 0.0
@@ -89,29 +94,37 @@ def profile_tf(name: str, size: int, batch: int, threads: int) -> dict[str, Any]
                 op = node.timeline_label.partition(" = ")[2].partition("(")[0] or node.node_name
                 by_op[op] += node.all_end_rel_micros
                 ops += op not in _TF_PLUMBING
-    return _figures(times, profiled, ops, by_op)
+    return _figures(timed, profiled, ops, by_op)
 
 
-def _timed(one_pass: Any) -> list[float]:
-    """Seconds of each of PASSES passes after WARMUP untimed ones."""
+def _timed(one_pass: Any) -> tuple[list[float], list[int]]:
+    """Seconds and minor page faults of each of PASSES passes after WARMUP untimed ones."""
+    import resource
+
     for _ in range(WARMUP):
         one_pass()
-    times = []
+    times, faults = [], []
     for _ in range(PASSES):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = time.perf_counter()
         one_pass()
         times.append(time.perf_counter() - start)
-    return times
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return times, faults
 
 
-def _figures(times: list[float], profiled: float, ops: float, by_op: Counter[str]) -> dict:
+def _figures(
+    timed: tuple[list[float], list[int]], profiled: float, ops: float, by_op: Counter[str]
+) -> dict:
     """One row's figures from PROFILED_PASSES traced passes (``by_op``: µs per op name)."""
+    times, faults = timed
     inside = sum(by_op.values()) / 1e6 / PROFILED_PASSES
     heaviest = [
         f"{op} {100 * us / 1e6 / PROFILED_PASSES / inside:.0f}%" for op, us in by_op.most_common(3)
     ]
     return {
         "wall": statistics.median(times),
+        "faults": statistics.median(faults),
         "profiled": profiled / PROFILED_PASSES,
         "ops": ops / PROFILED_PASSES,
         "inside": inside,
@@ -125,8 +138,13 @@ def profile(side: str, name: str, size: int, batch: int, threads: int) -> dict[s
         return profile_tf(name, size, batch, threads)
     import torch
 
+    if side == "ours, tuned allocator":
+        import zoo
+
+        assert zoo.tune_cpu_allocator()
+
     torch.set_num_threads(threads)
-    if side == "ours":
+    if side.startswith("ours"):
         import zoo
 
         model = zoo.load(name).eval()
@@ -140,7 +158,7 @@ def profile(side: str, name: str, size: int, batch: int, threads: int) -> dict[s
         with torch.inference_mode():
             model(x)
 
-    times = _timed(one_pass)
+    timed = _timed(one_pass)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()
         for _ in range(PROFILED_PASSES):
@@ -150,7 +168,7 @@ def profile(side: str, name: str, size: int, batch: int, threads: int) -> dict[s
     by_op: Counter[str] = Counter()
     for e in top:
         by_op[e.name] += e.cpu_time_total
-    return _figures(times, profiled, len(top), by_op)
+    return _figures(timed, profiled, len(top), by_op)
 
 
 def run(quick: bool = False) -> str:
@@ -164,20 +182,22 @@ def run(quick: bool = False) -> str:
             env={"TF_ENABLE_ONEDNN_OPTS": "1"},
         )
         outside = r["profiled"] - r["inside"]
-        label = {"ours": name, "timm": f"timm `{name}`", "tf": f"TF-slim {name}"}[side]
+        label = {"timm": f"timm `{name}`", "tf": f"TF-slim {name}"}.get(side, name)
+        label += ", tuned allocator" if "tuned" in side else ""
         row = [label, f"{size}x{size}", batch, threads]
-        row += [1000 * r["wall"], round(r["ops"]), 1000 * r["profiled"], 1000 * r["inside"]]
+        row += [1000 * r["wall"], round(r["faults"]), round(r["ops"])]
+        row += [1000 * r["profiled"], 1000 * r["inside"]]
         row += [1000 * outside, r["inside"] / r["profiled"], 1e6 * outside / r["ops"]]
         row.append(", ".join(r["heaviest"]))
         rows.append(row)
         print(" | ".join(str(v) for v in row), file=sys.stderr, flush=True)
-    header = ["network", "input", "batch", "threads", "pass ms", "ops/pass"]
+    header = ["network", "input", "batch", "threads", "pass ms", "page faults/pass", "ops/pass"]
     header += ["profiled pass ms", "inside ops ms", "outside ops ms", "share inside ops"]
     header += ["outside µs per op", "heaviest ops (share of inside)"]
     info = machine_info()
     return "\n".join(
         [
-            "### Where the time goes: profiles of the model as it comes, batch 1",
+            "### Where the time goes: profiles of the model as it comes",
             "",
             "torch's profiler (CPU) over passes of `zoo.load(name).eval()` under "
             "`torch.inference_mode()` (random weights; the fast path by default) and of timm's "
@@ -190,7 +210,9 @@ def run(quick: bool = False) -> str:
             "compute (constants, identities and variables timed but not counted); inside ops: "
             "the time spent in them; outside: the rest of a traced pass (torch: Python module "
             "calls and the fast path's cache check; TF: its executor). Tracing adds its own "
-            "cost to each op, so compare shares and the heaviest ops, not absolute times.",
+            "cost to each op, so compare shares and the heaviest ops, not absolute times. "
+            "Page faults/pass: minor faults of an untraced pass (median). Tuned allocator: the "
+            "process called `zoo.tune_cpu_allocator()` first.",
             "",
             markdown_table(header, rows),
             "",
