@@ -21,7 +21,6 @@ import os
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,55 +61,6 @@ GOAL = {"tf": 1.0, "timm": 0.7}
 TUNED_FROM_BATCH = 16
 
 
-def _tf_net(arch: str) -> tuple[str, str, str]:
-    """(tf_slim.nets module, network function, arg scope function) of ``arch``."""
-    if arch.startswith("vgg"):
-        return "vgg", arch, "vgg_arg_scope"
-    if arch.startswith("resnet"):
-        return arch[: len("resnet_vN")], arch, "resnet_arg_scope"
-    return arch, arch, f"{arch}_arg_scope"
-
-
-def setup_tf(
-    arch: str, weights: str, batches: tuple[int, ...], size: int, threads: int
-) -> tuple[dict[str, Callable[[], Any]], dict]:
-    """(worker process) the tf_slim network with the same weights, one graph per batch size
-    (shapes as fixed as ours), and the logits of the first batch's first image."""
-    import importlib
-
-    import numpy as np
-
-    from architectures import create_model
-    from benchmarks.bench_inference_inception import _input
-    from zoo._tensorflow import import_tensorflow
-
-    tf, slim = import_tensorflow()
-    module, function, scope = _tf_net(arch)
-    nets = importlib.import_module(f"tf_slim.nets.{module}")
-    num_classes = create_model(arch).num_classes
-    values = dict(np.load(weights))
-    config = tf.compat.v1.ConfigProto(
-        intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1
-    )
-    benches, first = {}, None
-    for batch in batches:
-        graph = tf.Graph()
-        with graph.as_default():
-            images = tf.compat.v1.placeholder(tf.float32, (batch, size, size, 3))
-            with slim.arg_scope(getattr(nets, scope)()):
-                logits, _ = getattr(nets, function)(
-                    images, num_classes=num_classes, is_training=False
-                )
-            sess = tf.compat.v1.Session(graph=graph, config=config)
-            for v in tf.compat.v1.global_variables():
-                v.load(values[v.op.name], sess)
-        feed = {images: _input(batch, size)}
-        benches[str(batch)] = (lambda s, t, f: lambda: s.run(t, f))(sess, logits, feed)
-        out = benches[str(batch)]()
-        first = out[:1] if first is None else first
-    return benches, {"logits": np.asarray(first).reshape(1, -1).tolist()}
-
-
 # Counts the page faults of each timed pass (a worker's ``result["faults"][key]``): freed
 # activations that glibc handed back to the OS come back as fresh pages on the next pass.
 _COUNT_FAULTS = """
@@ -132,7 +82,7 @@ benches = {key: _counting(key, fn) for key, fn in benches.items()}
 def _worker(name: str, call: str, *, tuned: bool = False) -> Worker:
     code = (
         "from benchmarks.bench_inference_inception import setup_ours, setup_timm\n"
-        "from benchmarks.bench_fast_default import setup_tf\n"
+        "from benchmarks._tf_slim import setup_tf\n"
         + ("import zoo\nassert zoo.tune_cpu_allocator()\n" if tuned else "")
         + f"benches, result = {call}\n"
         + _COUNT_FAULTS

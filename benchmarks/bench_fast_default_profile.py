@@ -57,28 +57,13 @@ _TF_PLUMBING = {
 
 def profile_tf(name: str, size: int, batch: int, threads: int) -> dict[str, Any]:
     """(process of its own) TF's step trace of the tf_slim network (random weights)."""
-    import importlib
-
     import numpy as np
 
-    from architectures import create_model
-    from benchmarks.bench_fast_default import _tf_net
+    from benchmarks._tf_slim import session
     from zoo._tensorflow import import_tensorflow
 
-    tf, slim = import_tensorflow()
-    module, function, scope = _tf_net(name)
-    nets = importlib.import_module(f"tf_slim.nets.{module}")
-    config = tf.compat.v1.ConfigProto(
-        intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1
-    )
-    with tf.Graph().as_default() as graph:
-        images = tf.compat.v1.placeholder(tf.float32, (batch, size, size, 3))
-        with slim.arg_scope(getattr(nets, scope)()):
-            logits, _ = getattr(nets, function)(
-                images, num_classes=create_model(name).num_classes, is_training=False
-            )
-        sess = tf.compat.v1.Session(graph=graph, config=config)
-        sess.run(tf.compat.v1.global_variables_initializer())
+    tf, _ = import_tensorflow()
+    sess, images, logits = session(name, batch, size, threads)
     feed = {images: np.random.default_rng(0).standard_normal(images.shape).astype(np.float32)}
     timed = _timed(lambda: sess.run(logits, feed))
     trace = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)

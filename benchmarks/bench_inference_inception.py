@@ -155,39 +155,6 @@ def _aot_compiled(
     return lambda x: runners[x.shape[0]](x)
 
 
-def setup_tf(
-    arch: str, weights: str, batches: tuple[int, ...], size: int, threads: int
-) -> tuple[dict[str, Callable[[], Any]], dict]:
-    """(worker process) the tf_slim network with the same weights, a graph per batch size (as
-    fixed as ours), and the logits of the last."""
-    import importlib
-
-    import numpy as np
-
-    from zoo._tensorflow import import_tensorflow
-
-    tf, slim = import_tensorflow()
-    nets = importlib.import_module(f"tf_slim.nets.{arch}")
-    values = dict(np.load(weights))
-    config = tf.compat.v1.ConfigProto(
-        intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1
-    )
-    benches = {}
-    for batch in batches:
-        graph = tf.Graph()
-        with graph.as_default():
-            images = tf.compat.v1.placeholder(tf.float32, (batch, size, size, 3))
-            with slim.arg_scope(getattr(nets, f"{arch}_arg_scope")()):
-                logits, _ = getattr(nets, arch)(images, num_classes=1001, is_training=False)
-            sess = tf.compat.v1.Session(graph=graph, config=config)
-            for v in tf.compat.v1.global_variables():
-                v.load(values[v.op.name], sess)
-        feed = {images: _input(batch, size)}
-        benches[str(batch)] = (lambda s, t, f: lambda: s.run(t, f))(sess, logits, feed)
-        out = benches[str(batch)]()
-    return benches, {"logits": out[:1].tolist()}
-
-
 def setup_timm(
     name: str, batches: tuple[int, ...], size: int, threads: int
 ) -> tuple[dict[str, Callable[[], Any]], dict]:
@@ -202,7 +169,11 @@ def setup_timm(
 
 def _worker(name: str, function: str, *args: Any) -> Worker:
     call = f"{function}({', '.join(repr(a) for a in args)})"
-    code = f"from benchmarks.bench_inference_inception import *\nbenches, result = {call}\n"
+    code = (
+        "from benchmarks.bench_inference_inception import *\n"
+        "from benchmarks._tf_slim import setup_tf\n"
+        f"benches, result = {call}\n"
+    )
     # TensorFlow's own default (zoo._tensorflow turns oneDNN off for bit-stable tests)
     return Worker(name, code, env={"TF_ENABLE_ONEDNN_OPTS": "1"})
 
