@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo.errors import PartsError
+from zoo import PartsError  # public, as the README and the error messages name it
 from zoo.predict_parts import part_path, read_parts, write_part
 
 REPO = Path(__file__).resolve().parents[1]
