@@ -26,7 +26,15 @@ import torch
 
 from .errors import PartsError
 
-__all__ = ["barrier", "part_path", "rank_and_world", "read_parts", "run_token", "write_part"]
+__all__ = [
+    "barrier",
+    "part_path",
+    "rank_and_world",
+    "read_parts",
+    "run_token",
+    "save_npz_atomically",
+    "write_part",
+]
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -104,13 +112,18 @@ def write_part(
         arrays["top_probabilities"] = np.array(
             [[p for _, p in done[i]] for i in order], dtype=np.float64
         ).reshape(len(order), k)
+    save_npz_atomically(path, arrays)
+    return path
+
+
+def save_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` under a temporary name, then renamed: a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
     try:
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return path
 
 
 def read_parts(

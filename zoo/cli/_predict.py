@@ -220,9 +220,7 @@ def _write_features(path: Path, outcome: Any) -> None:
     """``paths`` and ``features`` arrays in one ``.npz``, written under a temporary name."""
     import numpy as np
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez(tmp, features=outcome.features.astype(np.float32), paths=np.array(outcome.paths))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from ..predict_parts import save_npz_atomically
+
+    arrays = {"features": outcome.features.astype(np.float32), "paths": np.array(outcome.paths)}
+    save_npz_atomically(path, arrays)
