@@ -86,10 +86,13 @@ class ConvBnAct(PackedCacheOwner, nn.Module):
         self.act = act() if act is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        post_op = packed_activation(self.act)
-        if post_op is not None and bn_foldable(self.bn) and self.conv.runs_packed(x):
+        # the children from _modules: self.conv would first fail the ordinary attribute lookup
+        # (see architectures._packed.own_tensor)
+        conv, bn, act = self._modules["conv"], self._modules["bn"], self._modules["act"]
+        post_op = packed_activation(act)
+        if post_op is not None and bn_foldable(bn) and conv.runs_packed(x):
             # conv + batch norm + bias + activation in one oneDNN call
-            return self.conv.forward_packed(x, post_op, self.packed_weights)
+            return conv.forward_packed(x, post_op, self.packed_weights)
         y = batch_norm_after_conv(self.bn, self.conv(x))
         inplace_act = _INPLACE_ACTS.get(type(self.act))
         if inplace_act is None or _autograd_needs(y):
@@ -107,7 +110,7 @@ class ConvBnAct(PackedCacheOwner, nn.Module):
 
     def packed_weights(self, x: torch.Tensor) -> PackedWeights:
         """The conv's weight with the batch norm folded in, packed for ``x`` (cached)."""
-        return conv_bn_weights(self, self.conv, self.bn, x)
+        return conv_bn_weights(self, self._modules["conv"], self._modules["bn"], x)
 
 
 def _autograd_needs(y: torch.Tensor) -> bool:
@@ -198,15 +201,17 @@ class SeparableConv2dSame(PackedCacheOwner, nn.Module):
         self.act = act() if act is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.depthwise(x)
-        post_op = packed_activation(self.act)
-        if post_op is not None and bn_foldable(self.bn) and self.pointwise.runs_packed(y):
-            return self.pointwise.forward_packed(y, post_op, self.packed_weights)
+        modules = self._modules  # not self.depthwise etc. (see ConvBnAct.forward)
+        pointwise, bn = modules["pointwise"], modules["bn"]
+        y = modules["depthwise"](x)
+        post_op = packed_activation(modules["act"])
+        if post_op is not None and bn_foldable(bn) and pointwise.runs_packed(y):
+            return pointwise.forward_packed(y, post_op, self.packed_weights)
         return self.act(self.bn(self.pointwise(y)))
 
     def packed_weights(self, x: torch.Tensor) -> PackedWeights:
         """The pointwise weight with the batch norm folded in, packed for ``x`` (cached)."""
-        return conv_bn_weights(self, self.pointwise, self.bn, x)
+        return conv_bn_weights(self, self._modules["pointwise"], self._modules["bn"], x)
 
 
 class Concat(nn.Module):

@@ -196,11 +196,11 @@ class Conv2dSame(PackedCacheOwner, nn.Conv2d):
         """A VALID conv whose kernel is exactly the input map (VGG's fc6 at 224x224, heads that
         convolve a whole map): its single output pixel is a matrix product."""
         return (
-            tuple(x.shape[-2:]) == self.kernel_size
-            and self.padding == (0, 0)
-            and self.dilation == (1, 1)
+            self.padding == (0, 0)  # first: it rules out most convs
             and self.groups == 1
+            and self.dilation == (1, 1)
             and x.dim() == 4
+            and x.shape[-2:] == self.kernel_size
         )
 
     def _as_matrix_product(self, x: torch.Tensor) -> torch.Tensor:
