@@ -1,5 +1,6 @@
 """The fast paths of the shared layers give exactly what their plain forms give: 'SAME' max
-pooling through torch's own padding, and the in-place inference batch norm of ConvBnAct."""
+pooling through torch's own padding or dense maxima, and the in-place inference batch norm of
+ConvBnAct."""
 
 from __future__ import annotations
 
@@ -14,13 +15,32 @@ from architectures.layers import ConvBnAct, MaxPool2dSame, pad_same
 def test_same_max_pool_equals_explicit_minus_inf_padding():
     torch.manual_seed(0)
     checked = 0
-    for k, s, h, w in itertools.product(range(1, 6), range(1, 4), range(1, 14), (1, 6, 7, 12)):
+    sizes = itertools.product(range(1, 6), range(1, 4), range(1, 14), (1, 6, 7, 12))
+    for (k, s, h, w), channels_last in itertools.product(sizes, (False, True)):
         x = torch.randn(1, 2, h, w)
+        if channels_last:  # stride 1: the dense row/column maxima on the NHWC view
+            x = x.contiguous(memory_format=torch.channels_last)
         want = F.max_pool2d(pad_same(x, (k, k), (s, s), value=float("-inf")), k, s)
         got = MaxPool2dSame(k, s)(x)
-        assert got.shape == want.shape and torch.equal(got, want), (k, s, h, w)
+        assert got.shape == want.shape and torch.equal(got, want), (k, s, h, w, channels_last)
         checked += 1
-    assert checked == 5 * 3 * 13 * 4
+    assert checked == 2 * 5 * 3 * 13 * 4
+
+
+def test_stride_one_max_pool_leaves_its_input_alone_and_keeps_autograd():
+    x = torch.randn(2, 8, 9, 10).contiguous(memory_format=torch.channels_last)
+    before = x.clone()
+    pool = MaxPool2dSame(3, 1)
+    with torch.no_grad():
+        y = pool(x)
+    assert torch.equal(x, before)  # the maxima are written into a new tensor, never x
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    # with autograd the in-place maxima are not used: torch's kernel, with its gradient
+    x.requires_grad_(True)
+    pool(x).sum().backward()
+    plain = before.clone().requires_grad_(True)
+    F.max_pool2d(F.pad(plain, (1, 1, 1, 1), value=float("-inf")), 3, 1).sum().backward()
+    assert x.grad.abs().sum() > 0 and torch.equal(x.grad, plain.grad)
 
 
 def _conv_bn() -> ConvBnAct:

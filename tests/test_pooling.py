@@ -1,8 +1,9 @@
-"""MaxPool2dSame / AvgPool2dSame against TensorFlow's own pools, on both code paths.
+"""MaxPool2dSame / AvgPool2dSame against TensorFlow's own pools, on every code path.
 
-NCHW CPU tensors are pooled from shifted slices, channels-last ones by torch's kernels (see
-``architectures.layers``); both must be TF's 'SAME' (padding never wins a max, averages count
-only real pixels, the extra pad at the bottom/right) and 'VALID'.
+NCHW CPU tensors are pooled from shifted slices, channels-last ones by torch's kernels or, for
+stride-1 max pools, by dense row and column maxima (see ``architectures.layers``); all must be
+TF's 'SAME' (padding never wins a max, averages count only real pixels, the extra pad at the
+bottom/right) and 'VALID'.
 """
 
 from __future__ import annotations
