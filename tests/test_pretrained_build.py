@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import architectures
-from zoo.models import build_on_meta
+from zoo.skeleton import build_on_meta
 from zoo.weights_file import read_safetensors
 
 
@@ -77,3 +77,80 @@ def test_loaded_weights_own_their_memory(tmp_path):
     assert owned
     path.write_bytes(b"")  # truncated in place
     assert float(state["a"][-1]) == 999.0
+
+
+def test_initialisers_skip_only_meta_tensors_and_come_back():
+    from zoo.skeleton import _init_skipped_on_meta
+
+    before = nn.init.kaiming_uniform_
+    real = torch.zeros(4, 4)
+    with _init_skipped_on_meta(), _init_skipped_on_meta():  # nested: one patch, undone once
+        meta = torch.empty(4, 4, device="meta")
+        assert nn.init.kaiming_uniform_(meta) is meta
+        nn.init.kaiming_uniform_(real)  # a real tensor (another thread's model) still filled
+        linear = nn.Linear(8, 8)
+    assert real.abs().sum() > 0 and linear.weight.abs().sum() > 0
+    assert nn.init.kaiming_uniform_ is before
+
+
+def _fresh_and_state(name: str) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    torch.manual_seed(0)
+    state = {k: v.clone() for k, v in architectures.create_model(name).state_dict().items()}
+    return build_on_meta(architectures.get_constructor(name)), state
+
+
+def test_assign_state_is_load_state_dict_with_assign():
+    from zoo.skeleton import assign_state
+
+    name = "inception_v1"
+    fast, state = _fresh_and_state(name)
+    slow, _ = _fresh_and_state(name)
+    frozen = "Logits.Conv2d_0c_1x1.weight"  # requires_grad is kept, as load_state_dict keeps it
+    fast.get_parameter(frozen).requires_grad_(False)
+    slow.get_parameter(frozen).requires_grad_(False)
+    assign_state(fast, state)
+    slow.load_state_dict(state, strict=True, assign=True)
+    got = dict(fast.named_parameters()) | dict(fast.named_buffers())
+    want = dict(slow.named_parameters()) | dict(slow.named_buffers())
+    assert got.keys() == want.keys() == state.keys()
+    for key, tensor in got.items():
+        assert tensor is state[key] or tensor.data_ptr() == state[key].data_ptr(), key
+        assert type(tensor) is type(want[key]) and tensor.requires_grad == want[key].requires_grad
+    assert not fast.get_parameter(frozen).requires_grad
+
+
+class _Hooked(nn.Module):
+    """Loading logic of its own (a load hook): assign_state must leave it to load_state_dict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+        self.calls: list[str] = []
+        self.fc.register_load_state_dict_post_hook(lambda *_: self.calls.append("hook"))
+
+
+class _WithExtraStateToLoad(_Hooked):
+    """Extra state (``get_extra_state``) in the state dict, and no hook."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def get_extra_state(self) -> object:
+        return {"version": 1}
+
+    def set_extra_state(self, state: object) -> None:
+        self.calls.append("extra_state")
+
+
+@pytest.mark.parametrize("cls, call", [(_Hooked, "hook"), (_WithExtraStateToLoad, "extra_state")])
+def test_assign_state_leaves_own_loading_logic_to_load_state_dict(cls, call):
+    from zoo.skeleton import assign_state
+
+    model = cls()
+    state = {
+        k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in model.state_dict().items()
+    }
+    assign_state(model, state)
+    assert model.calls == [call]
+    assert model.fc.weight.data_ptr() == state["fc.weight"].data_ptr()  # assigned, not copied

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
 
@@ -24,6 +24,7 @@ from .classifier_heads import classifier_scopes, drop_background_class, no_backg
 from .errors import ConfigError, MappingError, UnknownModelError, close_matches
 from .hub import ProgressCallback
 from .model_card import pretrained_cfg
+from .skeleton import assign_state, build_on_meta
 from .weights_file import read_safetensors, read_weights_file
 
 __all__ = [
@@ -401,7 +402,8 @@ def _model_from_state(
     else:
         model, assign = constructor(num_classes=wanted, **model_kwargs), False
     heads = classifier_scopes(model) if wanted != stored_classes else ()
-    absent_heads, absent = _absent_optional_heads(model, state)
+    shapes = _state_shapes(model)  # one walk of a big network, not one per use
+    absent_heads, absent = _absent_optional_heads(model, shapes, state)
     if absent_heads and require_aux_head:
         raise MappingError(
             f"{source} hold no complete auxiliary head ({len(absent)} tensors absent, e.g. "
@@ -415,9 +417,11 @@ def _model_from_state(
     else:
         for head in absent_heads:
             model.drop_optional_head(head)
+    if absent_heads:  # another model, or heads dropped: walk it again
+        shapes = _state_shapes(model)
     unbuilt = tuple(getattr(model, "unbuilt_heads", ()))  # e.g. create_aux_logits=False
     state = {k: v for k, v in state.items() if not under(k, heads + unbuilt)}
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if not under(k, heads)}
+    expected = {k: v for k, v in shapes.items() if not under(k, heads)}
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     misshaped = [
@@ -436,18 +440,25 @@ def _model_from_state(
             if names
         ]
         raise MappingError(f"{if_unfit} {'; '.join(problems)}.")
-    model.load_state_dict(state, strict=not heads, assign=assign)
+    if assign and not heads:
+        assign_state(model, state)  # (checked above: the same names and shapes)
+    else:
+        model.load_state_dict(state, strict=not heads, assign=assign)
     if kept:
         settle_optional_heads(model, list(absent_heads), absent)  # the one warning
     return model
 
 
+def _state_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
 def _absent_optional_heads(
-    model: nn.Module, state: Mapping[str, torch.Tensor]
+    model: nn.Module, names: Iterable[str], state: Mapping[str, torch.Tensor]
 ) -> tuple[tuple[str, ...], list[str]]:
-    """The optional heads of ``model`` that ``state`` lacks in whole or part, and the missing
-    tensors' names."""
-    names = list(model.state_dict())
+    """The optional heads of ``model`` (whose state dict has ``names``) that ``state`` lacks in
+    whole or part, and the missing tensors' names."""
+    names = list(names)
     heads, absent = [], []
     for head in getattr(model, "optional_heads", ()):
         missing = [k for k in names if under(k, (head,)) and k not in state]
@@ -455,30 +466,6 @@ def _absent_optional_heads(
             heads.append(head)
             absent += [k for k in missing if not k.endswith("num_batches_tracked")]
     return tuple(heads), absent
-
-
-def build_on_meta(constructor: Callable[..., nn.Module], **kwargs: Any) -> nn.Module | None:
-    """The network on PyTorch's ``meta`` device (no memory, no random initialisation), or
-    ``None`` when a state dict would not restore it completely.
-
-    For a model whose every parameter and buffer is loaded next (strictly, with
-    ``assign=True``, or into ``to_empty`` storage). ``None`` (build it normally) when the
-    constructor cannot run on ``meta``, or when the model holds state that a state dict does not
-    carry: non-persistent buffers or plain tensor attributes.
-    """
-    try:
-        with torch.device("meta"):
-            model = constructor(**kwargs)
-    except Exception:  # e.g. a constructor that reads a tensor's value
-        return None
-    for module in model.modules():
-        if module._non_persistent_buffers_set:
-            return None
-        for value in vars(module).values():
-            values = value if isinstance(value, (list, tuple)) else (value,)
-            if any(isinstance(v, torch.Tensor) for v in values):
-                return None
-    return model
 
 
 def load_checkpoint_into(
