@@ -326,7 +326,10 @@ def run(quick: bool = False) -> str:
             "into memory the process owns, as zoo.load reads them; a memory-mapped `load_file` "
             "reads nothing until a tensor is used, so alone it is no floor), and faster than by "
             "hand. zoo.load builds the network without random initialisation (every tensor is "
-            "loaded right after), which the hand-written way does not.",
+            "loaded right after), which the hand-written way does not; its meta build also "
+            "skips `torch.nn.init` on meta tensors (the floor's build, `create_model` under "
+            "`torch.device('meta')`, runs it), and it assigns the tensors read in one pass "
+            "instead of `load_state_dict` (`zoo/skeleton.py`).",
             "",
             warm,
             "",
