@@ -93,10 +93,10 @@ class ConvBnAct(PackedCacheOwner, nn.Module):
         if post_op is not None and bn_foldable(bn) and conv.runs_packed(x):
             # conv + batch norm + bias + activation in one oneDNN call
             return conv.forward_packed(x, post_op, self.packed_weights)
-        y = batch_norm_after_conv(self.bn, self.conv(x))
-        inplace_act = _INPLACE_ACTS.get(type(self.act))
+        y = batch_norm_after_conv(bn, conv(x))
+        inplace_act = _INPLACE_ACTS.get(type(act))
         if inplace_act is None or _autograd_needs(y):
-            return self.act(y)
+            return act(y)
         return inplace_act(y)  # y is this block's own fresh tensor
 
     def forward_add_(
@@ -202,12 +202,12 @@ class SeparableConv2dSame(PackedCacheOwner, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         modules = self._modules  # not self.depthwise etc. (see ConvBnAct.forward)
-        pointwise, bn = modules["pointwise"], modules["bn"]
+        pointwise, bn, act = modules["pointwise"], modules["bn"], modules["act"]
         y = modules["depthwise"](x)
-        post_op = packed_activation(modules["act"])
+        post_op = packed_activation(act)
         if post_op is not None and bn_foldable(bn) and pointwise.runs_packed(y):
             return pointwise.forward_packed(y, post_op, self.packed_weights)
-        return self.act(self.bn(self.pointwise(y)))
+        return act(bn(pointwise(y)))
 
     def packed_weights(self, x: torch.Tensor) -> PackedWeights:
         """The pointwise weight with the batch norm folded in, packed for ``x`` (cached)."""
