@@ -120,11 +120,13 @@ def _measure(
             sides = workers + ([tuned] if batch >= TUNED_FROM_BATCH else [])
             times = paired_rounds(sides, str(batch), rounds=rounds, repeat=repeat, warmup=warmup)
             ours, theirs = times[:2]
-            ratio = statistics.median(a / b for a, b in zip(ours, theirs))  # paired by round
+            per_round = [a / b for a, b in zip(ours, theirs)]  # paired by round
+            ratio = statistics.median(per_round)
             label = "TF-slim" if baseline == "tf" else f"timm `{other}`"
             met = "yes" if ratio <= GOAL[baseline] else "**no**"
             row = [arch, f"{size}x{size}", batch, threads, label]
             row += [1000 * statistics.median(ours), 1000 * statistics.median(theirs), ratio]
+            row.append(f"{min(per_round):.2f}-{max(per_round):.2f}")
             row += [f"{GOAL[baseline]:.1f}", met]
             if len(times) > 2:
                 row.append(statistics.median(a / b for a, b in zip(times[2], theirs)))
@@ -172,9 +174,10 @@ def run(
                 if diff is not None:
                     diffs[arch] = max(diffs.get(arch, 0.0), diff)
     rows.sort(key=lambda row: (archs.index(row[0]), row[2], row[3]))
-    missed = [f"{r[0]} batch {r[2]}, {r[3]} thread(s) ({r[8]:.2f})" for r in rows if r[10] != "yes"]
+    missed = [f"{r[0]} batch {r[2]}, {r[3]} thread(s) ({r[8]:.2f})" for r in rows if r[11] != "yes"]
     header = ["network", "input", "batch", "threads", "baseline", "ours ms", "ours faults/pass"]
-    header += ["baseline ms", "ours / baseline", "goal", "met", "tuned allocator / baseline"]
+    header += ["baseline ms", "ours / baseline", "range over rounds", "goal", "met"]
+    header.append("tuned allocator / baseline")
     info = machine_info()
     checks = ", ".join(f"{a} {d:.1e}" for a, d in diffs.items()) or "none"
     passes = "; ".join(
@@ -194,9 +197,11 @@ def run(
             "Each side in a process of its own, set up once; the sides take turns, the order "
             f"rotating ({passes}). ms: a side's median over the rounds; ours / baseline: the "
             "median over the rounds of the two times measured in the same round (below 1: "
-            "ours faster). Goal: at most 1.0x TF-slim, 0.7x timm. ours faults/pass: minor page "
-            "faults in one of our timed passes (median): freed activations glibc returned to the "
-            "OS and that come back as fresh zeroed pages. tuned allocator / baseline (batch "
+            "ours faster); range over rounds: the lowest and highest of those per-round ratios "
+            "(how far one row can be trusted on this machine). Goal: at most 1.0x TF-slim, "
+            "0.7x timm. ours faults/pass: minor page faults in one of our timed passes "
+            "(median): freed activations glibc returned to the OS and that come back as fresh "
+            "zeroed pages. tuned allocator / baseline (batch "
             f"{TUNED_FROM_BATCH}): ours in a process that called `zoo.tune_cpu_allocator()` "
             "(opt-in and process-wide, so not part of the model as it comes), taking turns "
             "with the other two. Largest |logits difference| against TF-slim relative to the "
