@@ -27,6 +27,20 @@ def test_same_max_pool_equals_explicit_minus_inf_padding():
     assert checked == 2 * 5 * 3 * 13 * 4
 
 
+def test_valid_max_pool_equals_torch_for_every_size():
+    torch.manual_seed(0)
+    checked = 0
+    for k, s, h, w in itertools.product(range(1, 6), range(1, 4), range(1, 14), (5, 6, 7, 12)):
+        if h < k:
+            continue
+        x = torch.randn(1, 2, h, w).contiguous(memory_format=torch.channels_last)
+        want = F.max_pool2d(x.contiguous(), k, s)
+        got = MaxPool2dSame(k, s, padding="VALID")(x)
+        assert got.shape == want.shape and torch.equal(got, want), (k, s, h, w)
+        checked += 1
+    assert checked == 3 * 4 * sum(14 - k for k in range(1, 6))
+
+
 def test_stride_one_max_pool_leaves_its_input_alone_and_keeps_autograd():
     x = torch.randn(2, 8, 9, 10).contiguous(memory_format=torch.channels_last)
     before = x.clone()
