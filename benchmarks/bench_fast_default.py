@@ -174,10 +174,16 @@ def run(
                 if diff is not None:
                     diffs[arch] = max(diffs.get(arch, 0.0), diff)
     rows.sort(key=lambda row: (archs.index(row[0]), row[2], row[3]))
-    missed = [f"{r[0]} batch {r[2]}, {r[3]} thread(s) ({r[8]:.2f})" for r in rows if r[11] != "yes"]
     header = ["network", "input", "batch", "threads", "baseline", "ours ms", "ours faults/pass"]
     header += ["baseline ms", "ours / baseline", "range over rounds", "goal", "met"]
     header.append("tuned allocator / baseline")
+    # by the header's names, not positions: a column added above cannot shift what is read
+    ratio_at, met_at = header.index("ours / baseline"), header.index("met")
+    missed = [
+        f"{r[0]} batch {r[2]}, {r[3]} thread(s) ({r[ratio_at]:.2f})"
+        for r in rows
+        if r[met_at] != "yes"
+    ]
     info = machine_info()
     checks = ", ".join(f"{a} {d:.1e}" for a, d in diffs.items()) or "none"
     passes = "; ".join(
