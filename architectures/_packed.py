@@ -40,7 +40,7 @@ from __future__ import annotations
 import operator
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import torch
 from torch import nn
@@ -58,6 +58,7 @@ __all__ = [
 
 # a weight source: (packed weight, bias) for an input, see Conv2dSame.packed_weights
 PackedWeights = tuple[torch.Tensor, "torch.Tensor | None"]
+_T = TypeVar("_T")
 
 _FAST_INFERENCE = os.environ.get("ZOO_FAST_INFERENCE", "1").strip().lower() not in (
     "0",
@@ -250,64 +251,93 @@ def packed_weights(
     x: torch.Tensor,
 ) -> PackedWeights:
     """``(packed weight, bias)`` for ``conv`` on input ``x``, cached on ``owner`` and made again
-    (``make()`` gives the OIHW weight and the bias) only when a tensor in ``sources`` changed.
+    (``make()`` gives the OIHW weight and the bias) only when a tensor in ``sources`` changed
+    (see :func:`cached_on`).
+
+    oneDNN picks the weight layout for an input shape (batch size included); a weight packed
+    for another shape still gives the right result but is re-laid out at every call, so a new
+    input shape packs again (one copy kept: the last shape's).
+    """
+    return cached_on(owner, sources, x.shape, lambda: _pack(conv, make, x))
+
+
+def _pack(
+    conv: Conv2dSame,
+    make: Callable[[], tuple[torch.Tensor, torch.Tensor | None]],
+    x: torch.Tensor,
+) -> PackedWeights:
+    weight, bias = make()
+    weight = conv.with_zero_tap(weight, x)  # the same for every input of x's shape
+    pad_input, padding = conv.packed_padding(x)
+    shape = list(x.shape)  # the shape the oneDNN conv sees: x padded as the conv pads it
+    if pad_input is not None:
+        left, right, top, bottom = pad_input
+        shape[-2:] = shape[-2] + top + bottom, shape[-1] + left + right
+    packed = torch.ops.mkldnn._reorder_convolution_weight(
+        weight.detach().contiguous(memory_format=torch.channels_last),
+        list(padding),
+        list(conv.stride),
+        list(conv.dilation),
+        conv.groups,
+        shape,
+    )
+    return packed, None if bias is None else bias.detach()
+
+
+def cached_on(
+    owner: nn.Module,
+    sources: Sequence[torch.Tensor | None],
+    key: object,
+    make: Callable[[], _T],
+) -> _T:
+    """``make()`` (run without autograd), cached on ``owner`` (a :class:`PackedCacheOwner`)
+    and made again only when ``key`` differs or a tensor in ``sources`` changed.
 
     Each source is stamped by the object itself (holding it means no new tensor can take its
     place unnoticed), its storage and its version counter. A tensor made under
     torch.inference_mode has no version counter: there the stamp relies on the object and its
-    storage, and the owners drop the cache on load_state_dict. oneDNN picks the weight layout
-    for an input shape (batch size included); a weight packed for another shape still gives the
-    right result but is re-laid out at every call, so a new input shape packs again (one copy
-    kept: the last shape's).
+    storage, and the owners drop the cache on load_state_dict.
     """
     cached = owner._packed_cache
     if cached is not None:
-        held, shape, present, pointers, versioned, versions, weights = cached
+        held, held_key, present, pointers, versioned, versions, value = cached
         if (
-            shape == x.shape
+            held_key == key
             and len(held) == len(sources)
             and all(map(operator.is_, held, sources))
             and [t.data_ptr() for t in present] == pointers
             and [t._version for t in versioned] == versions
         ):
-            return weights
+            return value
     owner._packed_cache = None  # the old copy goes before the new one is made
     with torch.no_grad():
-        weight, bias = make()
-        packed = torch.ops.mkldnn._reorder_convolution_weight(
-            weight.detach().contiguous(memory_format=torch.channels_last),
-            list(conv.padding),
-            list(conv.stride),
-            list(conv.dilation),
-            conv.groups,
-            list(x.shape),
-        )
-    weights = (packed, None if bias is None else bias.detach())
+        value = make()
     present = [t for t in sources if t is not None]
     versioned = [t for t in present if not t.is_inference()]
     owner._packed_cache = _PackedCache(
         tuple(sources),
-        x.shape,
+        key,
         present,
         [t.data_ptr() for t in present],
         versioned,
         [t._version for t in versioned],
-        weights,
+        value,
     )
-    return weights
+    return value
 
 
 class _PackedCache(NamedTuple):
-    """What :func:`packed_weights` keeps: the sources and their stamps (flat lists, so that
-    the check at every call is a few list comprehensions), and the weights."""
+    """What :func:`cached_on` keeps: the sources and their stamps (flat lists, so that the
+    check at every call is a few list comprehensions), the key, and the value (packed weights,
+    or a batch norm's scale and shift)."""
 
     sources: tuple[torch.Tensor | None, ...]
-    shape: torch.Size
+    key: object  # packed weights: the input shape they were laid out for
     present: list[torch.Tensor]  # the sources that are not None
     pointers: list[int]  # their data_ptr()
     versioned: list[torch.Tensor]  # those with a version counter (not inference tensors)
     versions: list[int]  # their _version
-    weights: PackedWeights
+    value: Any
 
 
 def folded_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:

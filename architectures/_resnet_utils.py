@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._base import SlimNet
-from ._packed import packing_enabled
+from ._packed import cached_on, fast_inference_enabled, own_tensor, packing_enabled
 from .layers import BatchNorm2d, Conv1x1AsLinear, GlobalAvgPool, MaxPool2dSame, SpatialSqueeze
 
 __all__ = [
@@ -219,7 +219,43 @@ class BatchNormRelu(BatchNorm2d):
         super().__init__(num_features, eps=BN_EPS, scale=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._affine_applies(x):
+            # one fused multiply-add from the cached scale and shift: 0.46-0.81x the time of
+            # the batch norm op (1 thread, batch 1 and 16, ResNet-50's map sizes). Not into x:
+            # the unit's shortcut may still need it.
+            scale, shift = cached_on(self, self._sources(), None, self._scale_shift)
+            return torch.addcmul(shift, x, scale).relu_()
         return torch.relu_(super().forward(x))  # the normalised tensor is new: ReLU in place
+
+    def _affine_applies(self, x: torch.Tensor) -> bool:
+        """The fast path by default (see :mod:`architectures._packed`): eval mode with moving
+        statistics, nothing for autograd, eager mode, the parameters' dtype."""
+        if self.training or not fast_inference_enabled() or torch.compiler.is_compiling():
+            return False
+        weight, bias, _, running_var = self._sources()
+        return (
+            running_var is not None
+            and x.dtype == running_var.dtype
+            and x.dim() == 4
+            and not (
+                torch.is_grad_enabled()
+                and (x.requires_grad or weight.requires_grad or bias.requires_grad)
+            )
+        )
+
+    def _sources(self) -> tuple[torch.Tensor | None, ...]:
+        return (
+            own_tensor(self, "weight"),
+            own_tensor(self, "bias"),
+            own_tensor(self, "running_mean"),
+            own_tensor(self, "running_var"),
+        )
+
+    def _scale_shift(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch norm as ``x * scale + shift``, each (1, C, 1, 1)."""
+        scale = torch.rsqrt(self.running_var + self.eps) * self.weight
+        shift = self.bias - self.running_mean * scale
+        return scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1)
 
 
 class ConvLogits(Conv1x1AsLinear):

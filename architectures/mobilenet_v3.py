@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._base import SlimNet
-from ._packed import register_post_op
+from ._packed import fast_inference_enabled, register_post_op
 from ._registry import register_model
 from .layers import ConvBnAct
 from .mobilenet_v2 import ExpandedConv, Logits, classifier, make_divisible
@@ -135,6 +135,11 @@ class HardSigmoid(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu6(x + 3.0) * 0.16667
 
+    @staticmethod
+    def apply_(x: torch.Tensor) -> torch.Tensor:
+        """The same in place, on a tensor nothing else holds (no autograd)."""
+        return x.add_(3.0).clamp_(0.0, 6.0).mul_(0.16667)
+
 
 class SqueezeExcite(nn.Module):
     """slim ``squeeze_excite`` (scope ``squeeze_excite``; squeeze factor 4, divisible by 8): the
@@ -147,8 +152,40 @@ class SqueezeExcite(nn.Module):
         self.Conv_1 = ConvBnAct(squeeze, channels, 1, bias=True, bn=False, act=HardSigmoid)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._gate_applies(x):
+            return x * self._gate(x)
         # slim: tf.nn.avg_pool over the whole (static) map, VALID
         return x * self.Conv_1(self.Conv(x.mean((2, 3), keepdim=True)))
+
+    def _gate_applies(self, x: torch.Tensor) -> bool:
+        """Whether the gate may run as :meth:`_gate` (the fast path by default, see
+        :mod:`architectures._packed`): eval mode, nothing for autograd, eager mode, the
+        children as built and without hooks (a hook sees its module's own call)."""
+        if self.training or not fast_inference_enabled() or torch.compiler.is_compiling():
+            return False
+        down, up = self._modules["Conv"], self._modules["Conv_1"]
+        blocks = (down, up, *down._modules.values(), *up._modules.values())
+        return (
+            type(down.act) is nn.ReLU
+            and type(up.act) is HardSigmoid
+            and isinstance(down.bn, nn.Identity)
+            and isinstance(up.bn, nn.Identity)
+            and not any(m._forward_hooks or m._forward_pre_hooks for m in blocks)
+            and not (
+                torch.is_grad_enabled()
+                and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
+            )
+        )
+
+    def _gate(self, x: torch.Tensor) -> torch.Tensor:
+        """The gate (N, C, 1, 1) as two matrix products and in-place activations: the same
+        arithmetic as the two 1x1 convs on the 1x1 map, the same values, in 11 ops instead of
+        20 (MobileNet v3 runs one per squeeze-excite block; at batch 1 each op's fixed cost
+        outweighs its arithmetic)."""
+        down, up = self._modules["Conv"].conv, self._modules["Conv_1"].conv
+        squeezed = F.linear(x.mean((2, 3)), down.weight.flatten(1), down.bias).relu_()
+        gate = F.linear(squeezed, up.weight.flatten(1), up.bias)
+        return HardSigmoid.apply_(gate).view(*gate.shape, 1, 1)
 
 
 class ReduceTo1x1(nn.Module):

@@ -48,14 +48,13 @@ def test_optimized_model_gives_the_reference_logits_on_packed_convs(name):
         want = expected(name)["logits" + run.suffix]
         error = np.max(np.abs(got.numpy() - want))
         assert error <= tolerance(want), f"{name} at {run.input_hw}: max |Δ| {error}"
-        # every conv ran as one oneDNN primitive on its packed weight, but strided depthwise
-        # ones with TF's asymmetric padding (their zero-tap kernel avoids a padded copy)
+        # every conv ran as one oneDNN primitive on its packed weight, the strided depthwise
+        # ones with TF's asymmetric padding too (their packed kernel has the zero tap)
         convs = {n: m for n, m in model.named_modules() if isinstance(m, Conv2dSame)}
-        zero_tap = {n for n, m in convs.items() if m.pad_kernel and m.dynamic_same}
-        unpacked = {n for n, m in convs.items() if m._packed_cache is None} - zero_tap
+        unpacked = {n for n, m in convs.items() if m._packed_cache is None}
         assert not {n for n in unpacked if not _may_skip_packing(n)}, unpacked
         assert "mkldnn::_convolution_pointwise" in ops
-        assert ops.count("aten::convolution") <= len(zero_tap)
+        assert ops.count("aten::convolution") == 0
         assert not any(isinstance(m, nn.BatchNorm2d) for m in _conv_bn_blocks(model))
 
 
