@@ -30,9 +30,12 @@ exactly those of the plain model. The cache is checked at every call against eac
 tensor (the object, its storage and its version counter, as above), so an in-place update, an
 optimizer step, ``load_state_dict`` or ``.to()`` is seen at the next call. It holds one packed
 copy of each conv's (folded) weight, i.e. about the size of the model's conv weights, and is
-dropped by ``model.train()``. :func:`set_fast_inference` (or ``ZOO_FAST_INFERENCE=0`` in the
-environment) turns the default off; ``torch.compile`` and ``torch.export`` always trace the
-plain path (inductor does its own folding and packing).
+dropped by ``model.train()``. Two small pieces take a shorter path there too: MobileNet v3's
+squeeze-excite gate (two matrix products on the module's own weights, the activations in
+place) and ResNet V2's pre-activation batch norm + ReLU (one multiply-add from a scale and
+shift cached by the same rules, see :func:`cached_on`). :func:`set_fast_inference` (or
+``ZOO_FAST_INFERENCE=0`` in the environment) turns the default off; ``torch.compile`` and
+``torch.export`` always trace the plain path (inductor does its own folding and packing).
 """
 
 from __future__ import annotations
