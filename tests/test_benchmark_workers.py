@@ -73,3 +73,18 @@ def test_a_pass_that_fails_is_reported_with_its_error() -> None:
             worker.time("a", repeat=1, warmup=0)
     finally:
         worker.kill()
+
+
+def test_the_tf_baseline_is_the_faster_back_end_and_each_ran_the_probe() -> None:
+    from benchmarks.bench_fast_default import PROBE, _faster_tf
+
+    workers = {"oneDNN": _worker("oneDNN", sleep=0.05), "Eigen": _worker("Eigen")}
+    try:
+        assert _faster_tf(workers, "a") == "Eigen"
+        workers["oneDNN"], workers["Eigen"] = workers["Eigen"], workers["oneDNN"]
+        assert _faster_tf(workers, "b") == "oneDNN"  # by time, not by name
+        results = [w.close() for w in workers.values()]
+    finally:
+        for w in workers.values():
+            w.kill()
+    assert [r["calls"] for r in results] == [["a"] * sum(PROBE) + ["b"] * sum(PROBE)] * 2
