@@ -28,7 +28,9 @@ from benchmarks.bench_fast_default import TF_BACKENDS
 __all__ = ["CASES", "run"]
 
 # (side, network for that side, input size, batch, threads); side "ours", "tf" or "timm".
-# One pair (ours and its baseline) per network whose rows miss in bench_fast_default.
+# One pair (ours and its baseline) per kind of row that misses in bench_fast_default: each
+# network missing at batch 1, and at batch 16 one network per family, with the same model in a
+# process whose glibc allocator is tuned beside (the batch-16 misses are page faults).
 CASES: tuple[tuple[str, str, int, int, int], ...] = (
     ("ours", "inception_v1", 224, 1, 1),
     ("tf", "inception_v1", 224, 1, 1),
@@ -36,30 +38,39 @@ CASES: tuple[tuple[str, str, int, int, int], ...] = (
     ("tf", "inception_v2", 224, 1, 1),
     ("ours", "inception_v3", 299, 1, 1),
     ("tf", "inception_v3", 299, 1, 1),
-    ("ours", "resnet_v1_152", 224, 1, 1),
-    ("tf", "resnet_v1_152", 224, 1, 1),
-    ("ours", "resnet_v2_50", 224, 1, 1),
-    ("tf", "resnet_v2_50", 224, 1, 1),
-    # batch 16, where the rows against TF-slim miss: the same model with glibc's allocator
-    # tuned beside
-    ("ours", "resnet_v2_50", 224, 16, 1),
-    ("ours, tuned allocator", "resnet_v2_50", 224, 16, 1),
-    ("tf", "resnet_v2_50", 224, 16, 1),
-    ("ours", "inception_v1", 224, 16, 1),
-    ("ours, tuned allocator", "inception_v1", 224, 16, 1),
-    ("tf", "inception_v1", 224, 16, 1),
+    ("ours", "resnet_v1_200", 224, 1, 1),
+    ("tf", "resnet_v1_200", 224, 1, 1),
+    ("ours", "resnet_v2_152", 224, 1, 1),
+    ("tf", "resnet_v2_152", 224, 1, 1),
+    *(
+        case
+        for name, size in (
+            ("resnet_v1_50", 224),
+            ("resnet_v2_50", 224),
+            ("vgg_16", 224),
+            ("inception_v1", 224),
+            ("inception_v3", 299),
+        )
+        for case in (
+            ("ours", name, size, 16, 1),
+            ("ours, tuned allocator", name, size, 16, 1),
+            ("tf", name, size, 16, 1),
+        )
+    ),
     ("ours", "inception_v4", 299, 1, 1),
     ("timm", "inception_v4", 299, 1, 1),
     ("ours", "inception_resnet_v2", 299, 1, 1),
     ("timm", "inception_resnet_v2", 299, 1, 1),
     ("ours", "mobilenet_v1", 224, 1, 1),
     ("timm", "mobilenetv1_100", 224, 1, 1),
-    ("ours", "mobilenet_v2", 224, 1, 1),
-    ("timm", "mobilenetv2_100", 224, 1, 1),
     ("ours", "mobilenet_v2_035", 224, 1, 1),
     ("timm", "mobilenetv2_035", 224, 1, 1),
+    ("ours", "mobilenet_v2_140", 224, 1, 1),
+    ("timm", "mobilenetv2_140", 224, 1, 1),
     ("ours", "mobilenet_v3_large", 224, 1, 1),
     ("timm", "tf_mobilenetv3_large_100", 224, 1, 1),
+    ("ours", "mobilenet_v3_large_minimalistic", 224, 1, 1),
+    ("timm", "tf_mobilenetv3_large_minimal_100", 224, 1, 1),
     ("ours", "mobilenet_v3_small", 224, 1, 1),
     ("timm", "tf_mobilenetv3_small_100", 224, 1, 1),
 )
