@@ -267,7 +267,9 @@ def faults_of_one_batch():  # a 64 MB activation allocated, written and freed
     torch.ones(64 * 2**20, dtype=torch.uint8)
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
-print(tuned, [faults_of_one_batch() for _ in range(4)][-1])
+# the first batches may still grow the heap (a small allocation can split the freed block, so the
+# next batch does not fit in what is left): judge the batches after those
+print(tuned, *[faults_of_one_batch() for _ in range(10)][-4:])
 """
 
 
@@ -276,13 +278,13 @@ def test_tuned_allocator_reuses_freed_memory_without_page_faults():
         assert zoo.tune_cpu_allocator() is False
         return
 
-    def last_batch_faults(mode: str) -> tuple[str, int]:
+    def last_batch_faults(mode: str) -> tuple[str, list[int]]:
         out = subprocess.run(
             [sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True
         ).stdout.split()
-        return out[0], int(out[1])
+        return out[0], [int(n) for n in out[1:]]
 
     untuned, tuned = last_batch_faults("plain"), last_batch_faults("tune")
     assert untuned[0] == "None" and tuned[0] == "True"
-    assert untuned[1] > 4000  # 64 MB of 4 KiB pages faulted in again on every batch
-    assert tuned[1] < 100, tuned  # the freed block is reused as it is
+    assert min(untuned[1]) > 4000, untuned  # 64 MB of 4 KiB pages faulted in on every batch
+    assert max(tuned[1]) < 100, tuned  # the freed block is reused as it is
