@@ -46,7 +46,12 @@ RUN_MODULE = """
 
 
 def warm_process(*args: str, go: str | None = None) -> subprocess.Popen:
-    return spawn(RUN_MODULE.format(args=list(args), go=go))
+    # SIGINT as in a terminal: a shell running pytest in the background (`pytest &` with no job
+    # control) starts it with SIGINT ignored, and a child would inherit that and never see Ctrl-C
+    return spawn(
+        RUN_MODULE.format(args=list(args), go=go),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def result(process: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
