@@ -28,9 +28,9 @@ from benchmarks.bench_fast_default import TF_BACKENDS
 __all__ = ["CASES", "run"]
 
 # (side, network for that side, input size, batch, threads); side "ours", "tf" or "timm".
-# One pair (ours and its baseline) per kind of row that misses in bench_fast_default: each
-# network missing at batch 1, and at batch 16 one network per family, with the same model in a
-# process whose glibc allocator is tuned beside (the batch-16 misses are page faults).
+# Ours and its baseline for each network with a missed row at batch 1; at batch 16 one network
+# per family, with a third profile beside them: ours in a process whose glibc allocator is tuned
+# (the batch-16 misses are page faults).
 CASES: tuple[tuple[str, str, int, int, int], ...] = (
     ("ours", "inception_v1", 224, 1, 1),
     ("tf", "inception_v1", 224, 1, 1),

@@ -278,13 +278,13 @@ def test_tuned_allocator_reuses_freed_memory_without_page_faults():
         assert zoo.tune_cpu_allocator() is False
         return
 
-    def last_batch_faults(mode: str) -> tuple[str, list[int]]:
+    def faults_of_last_batches(mode: str) -> tuple[str, list[int]]:
         out = subprocess.run(
             [sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True
         ).stdout.split()
         return out[0], [int(n) for n in out[1:]]
 
-    untuned, tuned = last_batch_faults("plain"), last_batch_faults("tune")
+    untuned, tuned = faults_of_last_batches("plain"), faults_of_last_batches("tune")
     assert untuned[0] == "None" and tuned[0] == "True"
     assert min(untuned[1]) > 4000, untuned  # 64 MB of 4 KiB pages faulted in on every batch
     assert max(tuned[1]) < 100, tuned  # the freed block is reused as it is
